@@ -1,0 +1,60 @@
+"""A timm-style registry of arms: `create_backbone("vit", size="tiny", ...)`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from convattn.backbones.base import Backbone
+from convattn.errors import ConvattnError, check_choice
+
+_ARMS: dict[str, Callable[..., Backbone]] = {}
+_PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def register_arm(name: str, presets: dict[str, dict[str, Any]]) -> Callable:
+    """Register a builder `fn(in_chans, num_classes, img_size, **arm_kwargs)` with size presets."""
+
+    def wrap(fn: Callable[..., Backbone]) -> Callable[..., Backbone]:
+        _ARMS[name] = fn
+        _PRESETS[name] = presets
+        return fn
+
+    return wrap
+
+
+def list_arms() -> list[str]:
+    return sorted(_ARMS)
+
+
+def list_presets(arm: str) -> list[str]:
+    check_choice("model.arm", arm, list_arms())
+    return list(_PRESETS[arm])
+
+
+def preset_kwargs(arm: str, size: str | None) -> dict[str, Any]:
+    """The constructor kwargs a size preset stands for (empty for size=None)."""
+    if size is None:
+        return {}
+    valid = list_presets(arm)
+    if size not in valid:
+        raise ConvattnError(
+            f"model.size={size!r} is not a preset of the {arm!r} arm; "
+            f"valid presets: {', '.join(valid)} (or model.size=null to set every width by hand)."
+        )
+    return dict(_PRESETS[arm][size])
+
+
+def create_backbone(
+    arm: str,
+    *,
+    in_chans: int,
+    num_classes: int,
+    img_size: int,
+    size: str | None = "tiny",
+    **kwargs: Any,
+) -> Backbone:
+    """Build an arm at a size preset; explicit `kwargs` override the preset's values."""
+    check_choice("model.arm", arm, list_arms())
+    arm_kwargs = {**preset_kwargs(arm, size), **{k: v for k, v in kwargs.items() if v is not None}}
+    return _ARMS[arm](in_chans=in_chans, num_classes=num_classes, img_size=img_size, **arm_kwargs)

@@ -1,0 +1,134 @@
+"""Attention-only arm: timm's VisionTransformer with its patchify embedding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from timm.layers import Attention, PatchEmbed
+from timm.models.vision_transformer import VisionTransformer
+
+from convattn.backbones.base import Backbone
+from convattn.backbones.capture import eval_mode, record, unfused_attention
+from convattn.backbones.registry import register_arm
+from convattn.errors import ConvattnError, check_choice
+
+# Widths chosen so that parameters land within ±15 % of the cnn arm at the same preset
+# (32x32, 10 classes); `scripts/model_table.py` prints the measured ratios.
+VIT_PRESETS = {
+    "tiny": {"patch_size": 4, "embed_dim": 96, "depth": 6, "num_heads": 3},
+    "small": {"patch_size": 4, "embed_dim": 192, "depth": 6, "num_heads": 3},
+    "base": {"patch_size": 4, "embed_dim": 384, "depth": 6, "num_heads": 6},
+}
+
+GLOBAL_POOLS = ("token", "avg")
+
+
+class TransformerBackbone(Backbone):
+    """A timm VisionTransformer; `attention_maps` gives each block's softmax probabilities."""
+
+    arm = "vit"
+
+    @property
+    def num_tokens(self) -> int:
+        """Sequence length seen by every block: patches plus the cls token when present."""
+        return int(self.model.patch_embed.num_patches + self.model.num_prefix_tokens)
+
+    @torch.no_grad()
+    def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`{"blocks.i.attn": B x heads x T x T}`; T counts the cls token when present."""
+        attns = {n: m for n, m in self.model.named_modules() if isinstance(m, Attention)}
+        # In timm's explicit path the input of `attn_drop` is exactly softmax(q k^T * scale).
+        targets = {n: m.attn_drop for n, m in attns.items()}
+        with (
+            eval_mode(self.model),
+            unfused_attention(list(attns.values())),
+            record(targets, what="input") as maps,
+        ):
+            self.model.forward_features(x)
+        return {n: maps[n] for n in targets}
+
+
+def check_patch_size(patch_size: int, img_size: int, note: str = "") -> None:
+    """Raise ConvattnError unless `patch_size` tiles an `img_size` image exactly."""
+    if patch_size < 1 or img_size % patch_size:
+        valid = [p for p in range(1, img_size + 1) if img_size % p == 0]
+        raise ConvattnError(
+            f"model.patch_size={patch_size}{note} does not divide the image size {img_size}, so the image "
+            f"cannot be cut into whole patches; valid patch sizes for {img_size}x{img_size} "
+            f"images: {', '.join(map(str, valid))} (or change data img_size)."
+        )
+
+
+def build_vit(
+    *,
+    in_chans: int,
+    num_classes: int,
+    img_size: int,
+    patch_size: int,
+    embed_dim: int,
+    depth: int,
+    num_heads: int,
+    mlp_ratio: float,
+    global_pool: str,
+    drop_rate: float,
+    drop_path_rate: float,
+    embed_layer: Callable[..., Any] = PatchEmbed,
+) -> VisionTransformer:
+    """A randomly initialised timm VisionTransformer after checking the user-facing kwargs."""
+    check_choice("model.global_pool", global_pool, GLOBAL_POOLS)
+    if embed_dim % num_heads:
+        raise ConvattnError(
+            f"model.embed_dim={embed_dim} is not divisible by model.num_heads={num_heads}; "
+            "each head gets embed_dim / num_heads channels, so pick num_heads among the "
+            f"divisors of {embed_dim}."
+        )
+    return VisionTransformer(
+        img_size=img_size,
+        patch_size=patch_size,
+        in_chans=in_chans,
+        num_classes=num_classes,
+        global_pool=global_pool,
+        class_token=global_pool == "token",
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=mlp_ratio,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+        embed_layer=embed_layer,
+    )
+
+
+@register_arm("vit", VIT_PRESETS)
+def vit(
+    *,
+    in_chans: int,
+    num_classes: int,
+    img_size: int,
+    patch_size: int = 4,
+    embed_dim: int = 96,
+    depth: int = 6,
+    num_heads: int = 3,
+    mlp_ratio: float = 4.0,
+    global_pool: str = "token",
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+) -> TransformerBackbone:
+    """Attention-only arm: non-overlapping patchify conv, then `depth` transformer blocks."""
+    check_patch_size(patch_size, img_size)
+    model = build_vit(
+        in_chans=in_chans,
+        num_classes=num_classes,
+        img_size=img_size,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=num_heads,
+        mlp_ratio=mlp_ratio,
+        global_pool=global_pool,
+        drop_rate=drop_rate,
+        drop_path_rate=drop_path_rate,
+    )
+    return TransformerBackbone(model)

@@ -1,0 +1,98 @@
+"""`convattn-train`: fit a classifier, then test its best checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from convattn.classifier import ImageClassifier
+from convattn.config_dir import CONFIG_DIR
+from convattn.utils.console import print_config, print_summary
+from convattn.utils.instantiate import instantiate_callbacks, instantiate_loggers
+from convattn.utils.quiet import quiet_libraries
+from convattn.utils.run_record import write_record
+from convattn.utils.task import run_cli, task_wrapper
+from convattn.utils.tracking import log_confusion_matrix, log_run_facts
+
+log = logging.getLogger("convattn")
+
+
+def build_classifier(cfg: DictConfig, datamodule: L.LightningDataModule) -> ImageClassifier:
+    """The classifier for `cfg.model` on the data's shape; fails here on a mismatch."""
+    recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
+    return ImageClassifier(
+        backbone=OmegaConf.to_container(cfg.model, resolve=True),
+        in_chans=datamodule.in_chans,
+        num_classes=datamodule.num_classes,
+        img_size=datamodule.img_size,
+        **recipe,
+    )
+
+
+def test_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint if one was saved (fast_dev_run saves none)."""
+    callback = trainer.checkpoint_callback
+    return getattr(callback, "best_model_path", None) or None
+
+
+@task_wrapper
+def train(cfg: DictConfig) -> dict[str, Any]:
+    start = time.time()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data)
+    model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
+    loggers = instantiate_loggers(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers
+    )
+    facts = log_run_facts(cfg, model, datamodule, loggers)
+
+    if cfg.get("train"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_time = time.time() - start
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+    best_ckpt = test_checkpoint(trainer)
+    if cfg.get("test"):
+        trainer.test(model, datamodule, ckpt_path=best_ckpt, verbose=False, weights_only=False)
+        metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        log_confusion_matrix(loggers, model.confusion_matrix)
+
+    record = {
+        "status": "completed",
+        **facts,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "best_ckpt": best_ckpt,
+        "train_time_s": train_time,
+        "wall_time_s": time.time() - start,
+        "metrics": metrics,
+        "confusion_matrix": getattr(model, "confusion_matrix", None),
+    }
+    write_record(cfg.paths.output_dir, record)
+    shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or metrics
+    print_summary(
+        f"{facts['arm']} on {facts['dataset']}",
+        shown,
+        {"params": f"{facts['params']:,}", "wall time": f"{record['wall_time_s']:.1f} s",
+         "run dir": cfg.paths.output_dir},
+    )
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    quiet_libraries()
+    if cfg.get("print_config"):
+        print_config(cfg)
+    return run_cli(train, cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Training and evaluation end to end, in-process and through the console scripts."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import BIN, only_run_dir, read_json, run_cli
+
+from convattn.train import train
+from convattn.utils.run_record import read_record
+
+
+def test_fast_dev_run_trains_and_tests(train_cfg, tmp_path: Path) -> None:
+    metrics = train(train_cfg(["debug=fast_dev_run"]))
+    record = read_record(tmp_path)
+    assert record["status"] == "completed"
+    assert record["global_step"] == 1
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert record["metrics"]["test/acc"] == metrics["test/acc"]
+    assert sum(map(sum, record["confusion_matrix"])) == 1 * 256  # one test batch
+
+
+SHORT = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1"]
+
+
+def test_record_has_the_key_facts(train_cfg, tmp_path: Path) -> None:
+    train(train_cfg([*SHORT, "seed=7"]))
+    record = read_record(tmp_path)
+    assert record["arm"] == "cnn" and record["dataset"] == "digits" and record["seed"] == 7
+    assert record["params"] > 100_000 and record["wall_time_s"] > 0
+    assert (tmp_path / "csv" / "metrics.csv").is_file(), "CSV metrics are always written"
+
+
+def test_short_training_beats_chance(train_cfg, tmp_path: Path) -> None:
+    metrics = train(train_cfg(["trainer.max_epochs=2", "callbacks=none"]))
+    assert metrics["test/acc"] > 0.5, metrics  # chance is 0.1
+    assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
+    assert {"test/f1_macro", "test/ece", "test/acc_top5"} <= set(metrics)
+
+
+def wandb_summary(run_dir: Path) -> dict:
+    """The summary W&B itself recorded in the offline run's .wandb file."""
+    (wandb_dir,) = (run_dir / "wandb").glob("offline-run-*")
+    out = subprocess.run(
+        [str(BIN / "wandb"), "leet", "inspect", "--summary", "--json", str(wandb_dir)],
+        capture_output=True, text=True, check=True, timeout=120,
+    )
+    return json.loads(out.stdout)
+
+
+@pytest.mark.slow
+def test_cli_train_then_eval_reproduces_and_wandb_agrees(tmp_path: Path) -> None:
+    proc = run_cli("convattn-train", "trainer.max_epochs=2", cwd=tmp_path)
+    assert "test/acc" in proc.stdout
+    run_dir = only_run_dir(tmp_path)
+    record = read_json(run_dir / "metrics.json")
+    test_acc = record["metrics"]["test/acc"]
+    assert test_acc > 0.5
+
+    summary = wandb_summary(run_dir)
+    assert summary["state"] == "finished" and summary["exit_code"] == 0
+    assert summary["summary"]["test/acc"] == pytest.approx(test_acc, abs=1e-7)
+    assert summary["config"]["config"]["model"]["arm"] == "cnn"
+
+    run_cli("convattn-eval", f"ckpt_path={record['best_ckpt']}", cwd=tmp_path)
+    eval_record = read_json(only_run_dir(tmp_path, "eval") / "metrics.json")
+    assert eval_record["metrics"]["test/acc"] == pytest.approx(test_acc, abs=1e-7)
+    assert eval_record["confusion_matrix"] == record["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_checkpoint_and_logs(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [str(BIN / "convattn-train"), "trainer.max_epochs=50", "logger=wandb"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.time() + 300
+    while not list(tmp_path.glob("logs/train/runs/*/checkpoints/last.ckpt")):
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()[0]
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    output = proc.communicate(timeout=120)[0]
+    run_dir = only_run_dir(tmp_path)
+    assert (run_dir / "checkpoints" / "on_exception.ckpt").is_file(), output
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+    assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
+    summary = wandb_summary(run_dir)  # the W&B run was closed, not left running
+    assert (summary["state"], summary["exit_code"]) == ("failed", 1), summary

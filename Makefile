@@ -30,7 +30,8 @@ install-dev: $(VENV)/.installed-dev  ## install with the dev extra (pytest, ruff
 train: install  ## train the default job (resnet on embedded digits); extra Hydra overrides via ARGS="..."
 	$(VENV)/bin/convattn-train $(ARGS)
 
-test: install-dev  ## run the whole test suite (what CI runs)
+test: install-dev  ## ruff + the whole test suite (what CI runs)
+	$(VENV)/bin/ruff check src tests scripts
 	$(PY) -m pytest $(ARGS)
 
 test-fast: install-dev  ## skip tests marked slow

@@ -39,7 +39,9 @@ def train_cfg(tmp_path: Path) -> Iterator:
     """Factory: `train_cfg(["model=vit", ...])` -> a composed train config in tmp_path."""
 
     def make(overrides: list[str] | None = None) -> DictConfig:
-        return compose_config("train", ["logger=csv", "print_config=false", *(overrides or [])], tmp_path)
+        return compose_config(
+            "train", ["logger=csv", "print_config=false", *(overrides or [])], tmp_path
+        )
 
     yield make
     GlobalHydra.instance().clear()
@@ -51,10 +53,17 @@ def run_cli(command: str, *args: str, cwd: Path, env: dict | None = None, check:
     full_env.pop("WANDB_MODE", None)  # the code must decide offline mode by itself
     full_env.pop("WANDB_API_KEY", None)
     proc = subprocess.run(
-        [str(BIN / command), *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=600
+        [str(BIN / command), *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{command} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"{command} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

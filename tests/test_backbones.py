@@ -20,6 +20,16 @@ SIZES = ("tiny", "small", "base")
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Batch-2 models gain nothing from intra-op threads, and on a shared 2-core machine
+    OpenMP threads competing with other processes made this file ~5x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def build(arm: str, size: str = "tiny", chans: int = 1, classes: int = 10, img: int = 32, **kw):
     torch.manual_seed(0)
     return create_backbone(arm, in_chans=chans, num_classes=classes, img_size=img, size=size, **kw)
@@ -156,7 +166,9 @@ def test_cbam_gates_match_formula(attn_layer):
     seen, handles = {}, []  # clones: timm's ResNet adds the shortcut to the output in place
     for name, m in modules.items():
         handles += [
-            m.register_forward_pre_hook(lambda _, a, n=name: seen.__setitem__((n, "in"), a[0].clone())),
+            m.register_forward_pre_hook(
+                lambda _, a, n=name: seen.__setitem__((n, "in"), a[0].clone())
+            ),
             m.spatial.register_forward_pre_hook(
                 lambda _, a, n=name: seen.__setitem__((n, "sp_in"), a[0].clone())
             ),

@@ -5,16 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
-
 from conftest import compose_config
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from convattn.config_dir import CONFIG_DIR
 from convattn.utils.instantiate import instantiate_callbacks, instantiate_loggers
 
 CONF = Path(CONFIG_DIR)
-GROUPS = ["data", "model", "recipe", "trainer", "logger", "callbacks", "paths", "hydra", "experiment", "debug"]
+GROUPS = [
+    "data",
+    "model",
+    "recipe",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "hydra",
+    "experiment",
+    "debug",
+]
 
 
 def options(group: str) -> list[str]:

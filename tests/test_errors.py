@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_unreadable_checkpoint_is_one_line(tmp_path: Path) -> None:
 
 
 def test_img_size_too_small_fails_before_training(train_cfg) -> None:
-    with pytest.raises(ConvattnError, match="data.img_size=4"):
+    with pytest.raises(ConvattnError, match=re.escape("data.img_size=4")):
         train(train_cfg(["data.img_size=4"]))
 
 
@@ -49,7 +50,9 @@ def test_wrong_class_weights_fail_before_training(train_cfg) -> None:
 
 
 def test_nonfinite_loss_names_step_and_leaves_checkpoint(tmp_path: Path) -> None:
-    proc = run_cli("convattn-train", "recipe.optimizer.lr=1e30", "logger=csv", cwd=tmp_path, check=False)
+    proc = run_cli(
+        "convattn-train", "recipe.optimizer.lr=1e30", "logger=csv", cwd=tmp_path, check=False
+    )
     assert proc.returncode == 2
     assert_clean_error(proc, "The training loss became", "at step")
     run_dir = only_run_dir(tmp_path)

@@ -48,7 +48,10 @@ def wandb_summary(run_dir: Path) -> dict:
     (wandb_dir,) = (run_dir / "wandb").glob("offline-run-*")
     out = subprocess.run(
         [str(BIN / "wandb"), "leet", "inspect", "--summary", "--json", str(wandb_dir)],
-        capture_output=True, text=True, check=True, timeout=120,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     return json.loads(out.stdout)
 
@@ -77,7 +80,10 @@ def test_cli_train_then_eval_reproduces_and_wandb_agrees(tmp_path: Path) -> None
 def test_ctrl_c_keeps_checkpoint_and_logs(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [str(BIN / "convattn-train"), "trainer.max_epochs=50", "logger=wandb"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     deadline = time.time() + 300
     while not list(tmp_path.glob("logs/train/runs/*/checkpoints/last.ckpt")):

@@ -57,7 +57,9 @@ class ImageClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.backbone = instantiate(backbone, in_chans=in_chans, num_classes=num_classes, img_size=img_size)
+        self.backbone = instantiate(
+            backbone, in_chans=in_chans, num_classes=num_classes, img_size=img_size
+        )
         self.check_input_shape()
         self.register_buffer("class_weight", self.initial_class_weight(), persistent=False)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
@@ -116,7 +118,9 @@ class ImageClassifier(L.LightningModule):
             logits, y, weight=self.class_weight, label_smoothing=self.hparams.label_smoothing
         )
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self.loss(logits, y)
@@ -177,22 +181,32 @@ class ImageClassifier(L.LightningModule):
         # timm's grouping: no weight decay on norms, biases and 1-d params (pos embed, tokens).
         groups = param_groups_weight_decay(self.backbone, weight_decay)
         optimizer = instantiate(opt_cfg)(groups)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": self.warmup_cosine(optimizer), "interval": "step"},
-        }
-
-    def warmup_cosine(self, optimizer: torch.optim.Optimizer) -> SequentialLR:
-        """Linear warmup for `warmup_epochs`, then cosine decay to `min_lr`, stepped per batch."""
         sched = self.hparams.scheduler
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        epochs = max(self.trainer.max_epochs or 1, 1)
-        warmup = min(int(total * sched["warmup_epochs"] / epochs), total - 1)
-        return SequentialLR(
-            optimizer,
-            [
-                LinearLR(optimizer, sched["warmup_start_factor"], 1.0, total_iters=max(warmup, 1)),
-                CosineAnnealingLR(optimizer, T_max=max(total - warmup, 1), eta_min=sched["min_lr"]),
-            ],
-            milestones=[max(warmup, 1)],
+        warmup = int(total * sched["warmup_epochs"] / max(self.trainer.max_epochs or 1, 1))
+        scheduler = warmup_cosine(
+            optimizer, total, warmup, sched["warmup_start_factor"], sched["min_lr"]
         )
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int,
+    start_factor: float,
+    min_lr: float,
+) -> SequentialLR:
+    """Linear warmup over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`."""
+    warmup_steps = min(max(warmup_steps, 1), max(total_steps - 1, 1))
+    return SequentialLR(
+        optimizer,
+        [
+            LinearLR(optimizer, start_factor, 1.0, total_iters=warmup_steps),
+            CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1), eta_min=min_lr),
+        ],
+        milestones=[warmup_steps],
+    )

@@ -12,4 +12,6 @@ class ConvattnError(Exception):
 def check_choice(name: str, value: object, valid: "list[str] | tuple[str, ...]") -> None:
     """Raise ConvattnError unless `value` is one of `valid`."""
     if value not in valid:
-        raise ConvattnError(f"{name}={value!r} is not a valid choice; valid: {', '.join(map(str, valid))}.")
+        raise ConvattnError(
+            f"{name}={value!r} is not a valid choice; valid: {', '.join(map(str, valid))}."
+        )

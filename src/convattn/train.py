@@ -61,7 +61,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     best_ckpt = test_checkpoint(trainer)
     if cfg.get("test"):
         trainer.test(model, datamodule, ckpt_path=best_ckpt, verbose=False, weights_only=False)
-        metrics |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+        metrics |= {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        }
         log_confusion_matrix(loggers, model.confusion_matrix)
 
     record = {
@@ -80,8 +82,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     print_summary(
         f"{facts['arm']} on {facts['dataset']}",
         shown,
-        {"params": f"{facts['params']:,}", "wall time": f"{record['wall_time_s']:.1f} s",
-         "run dir": cfg.paths.output_dir},
+        {
+            "params": f"{facts['params']:,}",
+            "wall time": f"{record['wall_time_s']:.1f} s",
+            "run dir": cfg.paths.output_dir,
+        },
     )
     return metrics
 

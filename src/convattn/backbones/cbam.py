@@ -14,8 +14,8 @@ import torch
 from timm.layers.cbam import LightSpatialAttn, SpatialAttn
 
 from convattn.backbones.base import Backbone
-from convattn.backbones.cnn import CNN_PRESETS, create_timm_cnn, is_resnet
 from convattn.backbones.capture import eval_mode, record
+from convattn.backbones.cnn import CNN_PRESETS, create_timm_cnn, is_resnet
 from convattn.backbones.registry import register_arm
 from convattn.errors import ConvattnError
 

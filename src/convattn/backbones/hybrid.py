@@ -19,7 +19,8 @@ from convattn.errors import ConvattnError
 
 # Same transformer as the vit arm; the stem (~2-3 % of the parameters) replaces the patchify conv.
 HYBRID_PRESETS = {
-    size: {**kwargs, "stem_channels": kwargs["embed_dim"] // 2} for size, kwargs in VIT_PRESETS.items()
+    size: {**kwargs, "stem_channels": kwargs["embed_dim"] // 2}
+    for size, kwargs in VIT_PRESETS.items()
 }
 
 

@@ -55,9 +55,9 @@ def check_patch_size(patch_size: int, img_size: int, note: str = "") -> None:
     if patch_size < 1 or img_size % patch_size:
         valid = [p for p in range(1, img_size + 1) if img_size % p == 0]
         raise ConvattnError(
-            f"model.patch_size={patch_size}{note} does not divide the image size {img_size}, so the image "
-            f"cannot be cut into whole patches; valid patch sizes for {img_size}x{img_size} "
-            f"images: {', '.join(map(str, valid))} (or change data img_size)."
+            f"model.patch_size={patch_size}{note} does not divide the image size {img_size}, "
+            f"so the image cannot be cut into whole patches; valid patch sizes for "
+            f"{img_size}x{img_size} images: {', '.join(map(str, valid))} (or change data img_size)."
         )
 
 

@@ -44,7 +44,7 @@ class DigitsDataModule(L.LightningDataModule):
         super().__init__()
         if not (isinstance(img_size, int) and img_size >= 8):
             raise ConvattnError(f"data.img_size={img_size!r} must be an integer of at least 8.")
-        if not (0 < val_fraction and 0 < test_fraction and val_fraction + test_fraction < 1):
+        if not (val_fraction > 0 and test_fraction > 0 and val_fraction + test_fraction < 1):
             raise ConvattnError(
                 f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
                 "positive and sum to less than 1."
@@ -62,7 +62,9 @@ class DigitsDataModule(L.LightningDataModule):
         labels = torch.as_tensor(digits.target, dtype=torch.long)
         images = F.interpolate(images, size=self.img_size, mode="bilinear", align_corners=False)
         hp = self.hparams
-        train, val, test = stratified_split(labels, hp.val_fraction, hp.test_fraction, hp.split_seed)
+        train, val, test = stratified_split(
+            labels, hp.val_fraction, hp.test_fraction, hp.split_seed
+        )
         # Normalise with training-set statistics only: val/test stay unseen.
         mean, std = images[train].mean(), images[train].std()
         images = (images - mean) / std

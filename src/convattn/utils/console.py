@@ -17,7 +17,11 @@ def print_summary(title: str, metrics: Mapping[str, float], facts: Mapping[str, 
     table.add_column("metric")
     table.add_column("value", justify="right")
     for name, value in metrics.items():
-        shown = f"{100 * value:.2f} %" if name.endswith(("acc", "acc_top5", "f1_macro")) else f"{value:.4f}"
+        shown = (
+            f"{100 * value:.2f} %"
+            if name.endswith(("acc", "acc_top5", "f1_macro"))
+            else f"{value:.4f}"
+        )
         table.add_row(name, shown)
     table.add_section()
     for name, value in facts.items():

@@ -30,7 +30,9 @@ def finish_wandb(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
-def task_wrapper(task: Callable[[DictConfig], dict[str, Any]]) -> Callable[[DictConfig], dict[str, Any]]:
+def task_wrapper(
+    task: Callable[[DictConfig], dict[str, Any]],
+) -> Callable[[DictConfig], dict[str, Any]]:
     """Wrap a task: time it, finish W&B whatever happens, record failures in metrics.json.
 
     In a multirun a failing job is recorded and the sweep goes on; in a single run the error
@@ -51,9 +53,14 @@ def task_wrapper(task: Callable[[DictConfig], dict[str, Any]]) -> Callable[[Dict
             status = "interrupted" if interrupted else "failed"
             write_record(
                 cfg.paths.output_dir,
-                {"status": status, "error": f"{type(err).__name__}: {err}", "task": cfg.task_name,
-                 "seed": cfg.get("seed"), "arm": cfg.get("model", {}).get("arm"),
-                 "wall_time_s": time.time() - start},
+                {
+                    "status": status,
+                    "error": f"{type(err).__name__}: {err}",
+                    "task": cfg.task_name,
+                    "seed": cfg.get("seed"),
+                    "arm": cfg.get("model", {}).get("arm"),
+                    "wall_time_s": time.time() - start,
+                },
             )
             if in_multirun() and not interrupted:
                 report = log.error if isinstance(err, ConvattnError) else log.exception

@@ -1,0 +1,66 @@
+"""The embedded digits: a fixed, stratified, seeded split, resized and normalised."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from convattn.data.digits import DigitsDataModule
+from convattn.errors import ConvattnError
+
+
+@pytest.fixture(scope="module")
+def digits() -> DigitsDataModule:
+    dm = DigitsDataModule(img_size=32)
+    dm.setup()
+    return dm
+
+
+def test_split_sizes_cover_all_images_once(digits: DigitsDataModule) -> None:
+    sizes = {k: len(v) for k, v in digits.splits.items()}
+    assert sum(sizes.values()) == 1797
+    assert sizes["test"] == pytest.approx(0.2 * 1797, abs=1)
+    assert sizes["val"] == pytest.approx(0.1 * 1797, abs=1)
+
+
+def test_split_is_stratified(digits: DigitsDataModule) -> None:
+    for split in digits.splits.values():
+        share = torch.bincount(split.labels, minlength=10).float() / len(split)
+        assert share.min() > 0.08 and share.max() < 0.12  # each digit is ~10 % everywhere
+
+
+def test_split_is_fixed_by_split_seed_not_training_seed() -> None:
+    torch.manual_seed(123)
+    a = DigitsDataModule()
+    a.setup()
+    torch.manual_seed(456)
+    b = DigitsDataModule()
+    b.setup()
+    c = DigitsDataModule(split_seed=1)
+    c.setup()
+    assert torch.equal(a.splits["test"].images, b.splits["test"].images)
+    assert not torch.equal(a.splits["test"].labels, c.splits["test"].labels)
+
+
+@pytest.mark.parametrize("img_size", [8, 28, 64])
+def test_images_are_resized_and_normalised(img_size: int) -> None:
+    dm = DigitsDataModule(img_size=img_size)
+    dm.setup()
+    x = dm.splits["train"].images
+    assert x.shape[1:] == (1, img_size, img_size) and x.dtype == torch.float32
+    assert x.mean().abs() < 1e-4 and (x.std() - 1).abs() < 1e-3
+
+
+def test_loader_yields_whole_batches(digits: DigitsDataModule) -> None:
+    x, y = next(iter(digits.train_dataloader()))
+    assert x.shape == (64, 1, 32, 32) and y.shape == (64,) and y.dtype == torch.long
+    assert int(y.min()) >= 0 and int(y.max()) <= 9
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [({"img_size": 4}, "data.img_size=4"), ({"val_fraction": 0.5, "test_fraction": 0.6}, "0.6")],
+)
+def test_bad_values_are_named(kwargs: dict, named: str) -> None:
+    with pytest.raises(ConvattnError, match=named):
+        DigitsDataModule(**kwargs)

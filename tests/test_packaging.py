@@ -1,0 +1,40 @@
+"""A non-editable install (a built wheel) carries its configs and trains from any directory."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_ships_configs_and_runs_elsewhere(tmp_path: Path) -> None:
+    dist, site, work = tmp_path / "dist", tmp_path / "site", tmp_path / "elsewhere"
+    work.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dist), str(REPO)], check=True)
+    (wheel,) = dist.glob("convattn-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "convattn/conf/train.yaml" in names and "convattn/conf/model/cnn.yaml" in names
+
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
+    # PYTHONPATH puts the installed copy ahead of the editable checkout on sys.path.
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = "import convattn.config_dir as c, convattn; print(c.CONFIG_DIR); print(convattn.__file__)"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=work, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert all(line.startswith(str(site)) for line in out), out
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "convattn.train", "debug=fast_dev_run", "print_config=false"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert list(work.glob("logs/debug/runs/*/metrics.json")), list(work.rglob("*"))

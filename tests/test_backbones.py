@@ -107,6 +107,15 @@ def test_vit_attention_map_is_softmax_of_scores():
     torch.testing.assert_close(model.attention_maps(x)["blocks.1.attn"], expected)
 
 
+@pytest.mark.parametrize(
+    ("pool", "names"), [("token", {"cls_token", "pos_embed"}), ("avg", {"pos_embed"})]
+)
+@pytest.mark.parametrize("arm", ["vit", "hybrid"])
+def test_no_weight_decay_names_are_parameters(arm, pool, names):
+    model = build(arm, global_pool=pool)
+    assert model.no_weight_decay() == {f"model.{n}" for n in names}
+
+
 @pytest.mark.parametrize("img", [28, 32, 64])
 @pytest.mark.parametrize("size", SIZES)
 def test_hybrid_and_vit_see_same_tokens(size, img):

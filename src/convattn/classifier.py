@@ -178,8 +178,9 @@ class ImageClassifier(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         opt_cfg = dict(self.hparams.optimizer)
         weight_decay = opt_cfg.pop("weight_decay", 0.0)
-        # timm's grouping: no weight decay on norms, biases and 1-d params (pos embed, tokens).
-        groups = param_groups_weight_decay(self.backbone, weight_decay)
+        # timm's grouping: no weight decay on norms, biases, 1-d params and timm's skip list.
+        skip = getattr(self.backbone, "no_weight_decay", set)()  # pos_embed, cls_token
+        groups = param_groups_weight_decay(self.backbone, weight_decay, no_weight_decay_list=skip)
         optimizer = instantiate(opt_cfg)(groups)
         sched = self.hparams.scheduler
         total = max(int(self.trainer.estimated_stepping_batches), 1)

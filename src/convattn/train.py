@@ -18,7 +18,7 @@ from convattn.utils.instantiate import instantiate_callbacks, instantiate_logger
 from convattn.utils.quiet import quiet_libraries
 from convattn.utils.run_record import write_record
 from convattn.utils.task import run_cli, task_wrapper
-from convattn.utils.tracking import log_confusion_matrix, log_run_facts
+from convattn.utils.tracking import log_final, log_run_facts, profile_backbone, run_facts
 
 log = logging.getLogger("convattn")
 
@@ -47,11 +47,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data)
     model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
-    loggers = instantiate_loggers(cfg.get("logger"))
+    facts = run_facts(cfg, model, datamodule)
+    if cfg.get("profile"):
+        facts["profile"] = profile_backbone(
+            model.backbone, model.input_shape, datamodule.num_classes, datamodule.batch_size
+        )
+    loggers = instantiate_loggers(cfg.get("logger"), facts)
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers
     )
-    facts = log_run_facts(cfg, model, datamodule, loggers)
+    log_run_facts(cfg, facts, loggers)
 
     if cfg.get("train"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -64,7 +69,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics |= {
             k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
         }
-        log_confusion_matrix(loggers, model.confusion_matrix)
 
     record = {
         "status": "completed",
@@ -77,10 +81,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "metrics": metrics,
         "confusion_matrix": getattr(model, "confusion_matrix", None),
     }
+    log_final(loggers, record)
     write_record(cfg.paths.output_dir, record)
     shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or metrics
     print_summary(
-        f"{facts['arm']} on {facts['dataset']}",
+        f"{facts['arm']} ({facts['size']}) on {facts['dataset']}, seed {facts['seed']}",
         shown,
         {
             "params": f"{facts['params']:,}",

@@ -35,6 +35,11 @@ class TransformerBackbone(Backbone):
         """Sequence length seen by every block: patches plus the cls token when present."""
         return int(self.model.patch_embed.num_patches + self.model.num_prefix_tokens)
 
+    def no_weight_decay(self) -> set[str]:
+        """timm convention (read by `timm.optim.create_optimizer_v2`): pos_embed, cls_token."""
+        params = {name for name, _ in self.named_parameters()}
+        return {f"model.{n}" for n in self.model.no_weight_decay()} & params
+
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """`{"blocks.i.attn": B x heads x T x T}`; T counts the cls token when present."""

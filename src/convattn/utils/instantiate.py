@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from convattn.utils.task import in_multirun
 from convattn.utils.wandb_mode import wandb_should_be_offline
 
 log = logging.getLogger(__name__)
@@ -21,15 +25,39 @@ def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
     return [instantiate(c) for c in cfg.values() if isinstance(c, DictConfig) and "_target_" in c]
 
 
-def instantiate_loggers(cfg: DictConfig | None) -> list[Logger]:
-    """One logger per `_target_` entry; W&B goes offline when no credentials are found."""
+def sweep_name(task_name: str) -> str:
+    """`<task_name>-<sweep dir name>`: the same for every job of one multirun."""
+    return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
+
+
+def wandb_kwargs(conf: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
+    """Offline mode, group, job type, tags and name, so the W&B UI sorts runs without help."""
+    kwargs: dict[str, Any] = {
+        "job_type": conf.get("job_type") or facts["arm"],
+        "tags": sorted(
+            {*(conf.get("tags") or []), facts["arm"], str(facts["size"]), facts["dataset"]}
+        ),
+        "name": conf.get("name")
+        or f"{facts['arm']}-{facts['size']}-{facts['dataset']}-s{facts['seed']}",
+    }
+    if not conf.get("offline") and wandb_should_be_offline():
+        log.info("No W&B API key found: logging to W&B offline under the run dir.")
+        kwargs["offline"] = True
+    if conf.get("group") is None and in_multirun():
+        kwargs["group"] = sweep_name(facts["task"])
+    return kwargs
+
+
+def instantiate_loggers(
+    cfg: DictConfig | None, facts: dict[str, Any] | None = None
+) -> list[Logger]:
+    """One logger per `_target_` entry; `facts` (arm, size, dataset, seed) label the W&B run."""
     loggers: list[Logger] = []
     for name, conf in (cfg or {}).items():
         if not (isinstance(conf, DictConfig) and "_target_" in conf):
             continue
-        kwargs = {}
-        if name == "wandb" and not conf.get("offline") and wandb_should_be_offline():
-            log.info("No W&B API key found: logging to W&B offline under the run dir.")
-            kwargs["offline"] = True
-        loggers.append(instantiate(conf, **kwargs))
+        extra = wandb_kwargs(conf, facts) if name == "wandb" and facts else {}
+        if name == "wandb" and not facts and wandb_should_be_offline():
+            extra["offline"] = True
+        loggers.append(instantiate(conf, **extra))
     return loggers

@@ -1,0 +1,120 @@
+"""Multiruns end to end: separate W&B runs per job, the report, failures, and Optuna."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+from conftest import BIN, read_json, run_cli
+from test_train import wandb_summary
+
+SHORT = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+    "+trainer.limit_val_batches=1",
+    "print_config=false",
+]
+
+
+def wandb_run_record(run_dir: Path) -> dict:
+    """The `run` record (name, group, job type, tags) from the job's .wandb file."""
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    out = subprocess.run(
+        [str(BIN / "wandb"), "leet", "inspect", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return next(r["run"] for r in records if r["type"] == "run")
+
+
+def sweep_dir(root: Path, task: str = "train") -> Path:
+    (found,) = (root / "logs" / task / "multiruns").iterdir()
+    return found
+
+
+@pytest.mark.slow
+def test_multirun_report_and_wandb_grouping(tmp_path: Path) -> None:
+    run_cli("convattn-train", "-m", "model=cnn,vit", "seed=0,1", *SHORT, cwd=tmp_path)
+    sweep = sweep_dir(tmp_path)
+    jobs = [read_json(p) for p in sorted(sweep.glob("*/metrics.json"))]
+    assert len(jobs) == 4 and {j["status"] for j in jobs} == {"completed"}
+
+    # W&B: four separate, finished offline runs; one group (the sweep); job_type = the arm.
+    runs = [wandb_run_record(Path(job["output_dir"])) for job in jobs]
+    assert len({r["run_id"] for r in runs}) == 4
+    assert {r["run_group"] for r in runs} == {f"train-{sweep.name}"}
+    assert [r["job_type"] for r in runs] == [j["arm"] for j in jobs]
+    assert all(
+        {j["arm"], "tiny", "digits"} <= set(r["tags"]) for r, j in zip(runs, jobs, strict=True)
+    )
+    for job in jobs:
+        summary = wandb_summary(Path(job["output_dir"]))
+        assert summary["state"] == "finished"
+        assert summary["config"]["model.arm"] == job["arm"]  # the flattened config
+
+    out = tmp_path / "report"
+    run_cli("convattn-report", str(sweep), "-o", str(out), cwd=tmp_path)
+    rows = list(csv.DictReader((out / "report.csv").open()))
+    assert [r["arm"] for r in rows] == ["cnn", "vit"]
+    for row in rows:
+        accs = [j["metrics"]["test/acc"] for j in jobs if j["arm"] == row["arm"]]
+        assert int(row["n"]) == 2
+        assert float(row["acc_mean"]) == pytest.approx(statistics.fmean(accs), abs=1e-9)
+        assert float(row["acc_std"]) == pytest.approx(statistics.stdev(accs), abs=1e-9)
+    image = matplotlib.image.imread(out / "report.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    report = (out / "report.md").read_text()
+    assert "| vit | tiny | digits | 2 |" in report and "All jobs completed." in report
+
+
+@pytest.mark.slow
+def test_failing_job_is_reported_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    run_cli(
+        "convattn-train",
+        "-m",
+        "recipe.optimizer.lr=1e-3,1e30,2e-3",
+        "logger=csv",
+        "profile=false",
+        *SHORT,
+        cwd=tmp_path,
+    )
+    sweep = sweep_dir(tmp_path)
+    statuses = [read_json(sweep / str(i) / "metrics.json")["status"] for i in range(3)]
+    assert statuses == ["completed", "failed", "completed"]
+    out = tmp_path / "report"
+    run_cli("convattn-report", str(sweep), "-o", str(out), cwd=tmp_path)
+    report = (out / "report.md").read_text()
+    assert "2 of 3 jobs completed." in report
+    assert "**failed**" in report and "training loss became" in report
+
+
+@pytest.mark.slow
+def test_optuna_search_records_best_trial(tmp_path: Path) -> None:
+    run_cli(
+        "convattn-train",
+        "hparams_search=digits_optuna",
+        "hydra.sweeper.n_trials=3",
+        "logger=csv",
+        "profile=false",
+        *SHORT,
+        cwd=tmp_path,
+    )
+    sweep = sweep_dir(tmp_path)
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    values = [read_json(p)["metrics"]["val/acc_best"] for p in sweep.glob("*/metrics.json")]
+    assert len(values) == 3
+    assert best["best_value"] == pytest.approx(max(values), abs=1e-6)
+    assert set(best["best_params"]) == {
+        "recipe.optimizer.lr",
+        "recipe.optimizer.weight_decay",
+        "model.drop_path_rate",
+    }

@@ -68,7 +68,8 @@ def test_cli_train_then_eval_reproduces_and_wandb_agrees(tmp_path: Path) -> None
     summary = wandb_summary(run_dir)
     assert summary["state"] == "finished" and summary["exit_code"] == 0
     assert summary["summary"]["test/acc"] == pytest.approx(test_acc, abs=1e-7)
-    assert summary["config"]["config"]["model"]["arm"] == "cnn"
+    assert summary["config"]["model.arm"] == "cnn"  # the flattened config
+    assert summary["summary"]["profile/gflops"] == pytest.approx(record["profile"]["gflops"])
 
     run_cli("convattn-eval", f"ckpt_path={record['best_ckpt']}", cwd=tmp_path)
     eval_record = read_json(only_run_dir(tmp_path, "eval") / "metrics.json")

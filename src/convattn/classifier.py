@@ -18,7 +18,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
 )
 
-from convattn.errors import ConvattnError
+from convattn.errors import ConvattnError, instantiate_checked
 
 
 class NonFiniteLossError(ConvattnError):
@@ -57,7 +57,7 @@ class ImageClassifier(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.backbone = instantiate(
+        self.backbone = instantiate_checked(
             backbone, in_chans=in_chans, num_classes=num_classes, img_size=img_size
         )
         self.check_input_shape()

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from convattn.classifier import ImageClassifier
 from convattn.config_dir import CONFIG_DIR
-from convattn.errors import ConvattnError
+from convattn.errors import ConvattnError, instantiate_checked
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.instantiate import instantiate_loggers
 from convattn.utils.quiet import quiet_libraries
@@ -39,7 +39,7 @@ def load_classifier(ckpt_path: str | None) -> ImageClassifier:
         raise ConvattnError(f"ckpt_path={ckpt_path!r}: no checkpoint file at {path}.")
     try:
         return ImageClassifier.load_from_checkpoint(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, KeyError, EOFError, ValueError, TypeError) as err:
+    except Exception as err:  # torch.load raises many types for a file that is not a checkpoint
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConvattnError(
             f"ckpt_path={ckpt_path!r} could not be read as a convattn checkpoint ({reason})."
@@ -61,7 +61,7 @@ def check_data_matches(model: ImageClassifier, datamodule: L.LightningDataModule
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     model = load_classifier(cfg.get("ckpt_path"))
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate_checked(cfg.data)
     check_data_matches(model, datamodule)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_loggers(cfg.get("logger")))
     trainer.test(model, datamodule=datamodule, verbose=False)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from convattn.classifier import ImageClassifier
 from convattn.config_dir import CONFIG_DIR
+from convattn.errors import instantiate_checked
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from convattn.utils.quiet import quiet_libraries
@@ -45,7 +46,7 @@ def test_checkpoint(trainer: L.Trainer) -> str | None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate_checked(cfg.data)
     model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
     facts = run_facts(cfg, model, datamodule)
     if cfg.get("profile"):

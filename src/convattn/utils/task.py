@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from convattn.errors import ConvattnError
+from convattn.errors import find_user_error
 from convattn.utils.run_record import write_record
 
 log = logging.getLogger("convattn")
@@ -63,7 +63,7 @@ def task_wrapper(
                 },
             )
             if in_multirun() and not interrupted:
-                report = log.error if isinstance(err, ConvattnError) else log.exception
+                report = log.error if find_user_error(err) else log.exception
                 report(f"Job failed, the sweep goes on ({cfg.paths.output_dir}): {err}")
                 return {}
             raise
@@ -77,8 +77,11 @@ def run_cli(task: Callable[[DictConfig], dict[str, Any]], cfg: DictConfig) -> fl
     """Run a task from a Hydra main; a user mistake becomes one paragraph and exit status 2."""
     try:
         metrics = task(cfg)
-    except ConvattnError as err:
-        log.error(str(err))
+    except Exception as err:
+        user_error = find_user_error(err)
+        if user_error is None:
+            raise
+        log.error(str(user_error))
         sys.exit(2)
     name = cfg.get("optimized_metric")
     if name and name in metrics:

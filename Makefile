@@ -19,8 +19,11 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install -e .
 	@touch $@
 
+# `sweeps` (W&B's sweep engine) supplies the sweep-config schema the tests validate against; it
+# pins numpy<2 for its samplers only, so it goes in without its dependencies.
 $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 	$(PIP) install -e '.[dev]'
+	$(PIP) install --no-deps 'sweeps>=0.3'
 	@touch $@
 
 install: $(VENV)/.installed  ## create .venv and install convattn

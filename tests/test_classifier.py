@@ -8,7 +8,9 @@ from itertools import pairwise
 import pytest
 import torch
 
-from convattn.classifier import ImageClassifier, eval_metrics, warmup_cosine
+from convattn.classifier import ImageClassifier
+from convattn.metrics import eval_metrics
+from convattn.schedule import warmup_cosine
 from convattn.errors import ConvattnError
 
 RECIPE = {

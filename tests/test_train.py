@@ -98,3 +98,16 @@ def test_ctrl_c_keeps_checkpoint_and_logs(tmp_path: Path) -> None:
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
     summary = wandb_summary(run_dir)  # the W&B run was closed, not left running
     assert (summary["state"], summary["exit_code"]) == ("failed", 1), summary
+
+
+# A short budget keeps CI fast; the full-budget figures are in the README.
+ARM_BOUNDS = {"cnn": 0.80, "cbam": 0.80, "vit": 0.40, "hybrid": 0.40}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arm", sorted(ARM_BOUNDS))
+def test_each_arm_learns_digits(train_cfg, arm: str) -> None:
+    metrics = train(
+        train_cfg([f"model={arm}", "trainer.max_epochs=4", "callbacks=none", "profile=false"])
+    )
+    assert metrics["test/acc"] > ARM_BOUNDS[arm], metrics

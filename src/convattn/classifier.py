@@ -8,33 +8,19 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from timm.data import Mixup
+from timm.loss import SoftTargetCrossEntropy
 from timm.optim import param_groups_weight_decay
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
-from torchmetrics import MaxMetric, MeanMetric, MetricCollection
-from torchmetrics.classification import (
-    MulticlassAccuracy,
-    MulticlassCalibrationError,
-    MulticlassConfusionMatrix,
-    MulticlassF1Score,
-)
+from torchmetrics import MaxMetric, MeanMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convattn.errors import ConvattnError, instantiate_checked
+from convattn.metrics import eval_metrics
+from convattn.schedule import warmup_cosine
 
 
 class NonFiniteLossError(ConvattnError):
     """The training loss became NaN or infinite."""
-
-
-def eval_metrics(num_classes: int) -> MetricCollection:
-    """Accuracy (top-1, top-5 when there are more than 5 classes), macro F1 and ECE."""
-    metrics: dict[str, Any] = {
-        "acc": MulticlassAccuracy(num_classes, average="micro"),
-        "f1_macro": MulticlassF1Score(num_classes, average="macro"),
-        "ece": MulticlassCalibrationError(num_classes, n_bins=15, norm="l1"),
-    }
-    if num_classes > 5:
-        metrics["acc_top5"] = MulticlassAccuracy(num_classes, top_k=5, average="micro")
-    return MetricCollection(metrics)
 
 
 class ImageClassifier(L.LightningModule):
@@ -54,6 +40,9 @@ class ImageClassifier(L.LightningModule):
         scheduler: dict[str, Any],
         label_smoothing: float = 0.0,
         class_weights: str | list[float] | None = None,
+        mixup: dict[str, Any] | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -62,11 +51,15 @@ class ImageClassifier(L.LightningModule):
         )
         self.check_input_shape()
         self.register_buffer("class_weight", self.initial_class_weight(), persistent=False)
+        self.mixup = self.build_mixup()
+        if channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_metrics = eval_metrics(num_classes).clone(prefix="val/")
         self.test_metrics = eval_metrics(num_classes).clone(prefix="test/")
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
+        self.test_per_class = MulticlassAccuracy(num_classes, average="none")
         self.val_acc_best = MaxMetric()
 
     @property
@@ -105,12 +98,35 @@ class ImageClassifier(L.LightningModule):
             )
         return torch.as_tensor(list(weights), dtype=torch.float32)
 
+    def build_mixup(self) -> Mixup | None:
+        """timm's Mixup/CutMix on the batch, or None when both alphas are 0."""
+        cfg = dict(self.hparams.mixup or {})
+        if not (cfg.get("mixup_alpha", 0.0) > 0 or cfg.get("cutmix_alpha", 0.0) > 0):
+            return None
+        if self.hparams.class_weights is not None:
+            raise ConvattnError(
+                f"recipe.class_weights={self.hparams.class_weights!r} cannot be combined with "
+                "mixup/cutmix (soft targets); set recipe.mixup.mixup_alpha=0 and "
+                "recipe.mixup.cutmix_alpha=0, or recipe.class_weights=null."
+            )
+        return Mixup(
+            **cfg,
+            label_smoothing=self.hparams.label_smoothing,
+            num_classes=self.hparams.num_classes,
+        )
+
+    def configure_model(self) -> None:
+        if self.hparams.compile:
+            self.backbone.compile()  # in place: state_dict keys stay as they are
+
     def setup(self, stage: str) -> None:
         if self.hparams.class_weights == "balanced" and self.class_weight is None:
             counts = self.trainer.datamodule.class_counts().float().clamp(min=1)
             self.class_weight = (counts.sum() / (len(counts) * counts)).to(self.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.backbone(x)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -122,8 +138,14 @@ class ImageClassifier(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
-        logits = self(x)
-        loss = self.loss(logits, y)
+        # timm's Mixup pairs the batch with its reverse: it needs an even batch size.
+        if self.mixup is not None and len(x) % 2 == 0:
+            x, soft_targets = self.mixup(x, y)
+            logits = self(x)
+            loss = SoftTargetCrossEntropy()(logits, soft_targets)
+        else:
+            logits = self(x)
+            loss = self.loss(logits, y)
         if not torch.isfinite(loss):
             self.stop_on_nonfinite(loss, batch_idx)
         self.train_loss(loss.detach())
@@ -166,6 +188,7 @@ class ImageClassifier(L.LightningModule):
         self.test_loss(self.loss(logits, y))
         self.test_metrics.update(logits, y)
         self.test_confusion.update(logits, y)
+        self.test_per_class.update(logits, y)
         self.log("test/loss", self.test_loss, on_epoch=True)
 
     def on_test_epoch_end(self) -> None:
@@ -174,6 +197,10 @@ class ImageClassifier(L.LightningModule):
         # Kept for the caller (metrics.json, W&B table); a matrix is not a scalar to self.log.
         self.confusion_matrix = self.test_confusion.compute().cpu()
         self.test_confusion.reset()
+        self.per_class_accuracy = self.test_per_class.compute().cpu()
+        self.test_per_class.reset()
+        # The worst class is the number an imbalance study watches.
+        self.log("test/acc_worst_class", self.per_class_accuracy.min())
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt_cfg = dict(self.hparams.optimizer)
@@ -192,22 +219,3 @@ class ImageClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
-
-
-def warmup_cosine(
-    optimizer: torch.optim.Optimizer,
-    total_steps: int,
-    warmup_steps: int,
-    start_factor: float,
-    min_lr: float,
-) -> SequentialLR:
-    """Linear warmup over `warmup_steps`, then cosine decay to `min_lr` at `total_steps`."""
-    warmup_steps = min(max(warmup_steps, 1), max(total_steps - 1, 1))
-    return SequentialLR(
-        optimizer,
-        [
-            LinearLR(optimizer, start_factor, 1.0, total_iters=warmup_steps),
-            CosineAnnealingLR(optimizer, T_max=max(total_steps - warmup_steps, 1), eta_min=min_lr),
-        ],
-        milestones=[warmup_steps],
-    )

@@ -74,6 +74,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "dataset": getattr(datamodule, "name", None),
         "metrics": metrics,
         "confusion_matrix": model.confusion_matrix,
+        "per_class_acc": model.per_class_accuracy,
         "wall_time_s": time.time() - start,
     }
     write_record(cfg.paths.output_dir, record)

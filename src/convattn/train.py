@@ -81,6 +81,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": time.time() - start,
         "metrics": metrics,
         "confusion_matrix": getattr(model, "confusion_matrix", None),
+        "per_class_acc": getattr(model, "per_class_accuracy", None),
     }
     log_final(loggers, record)
     write_record(cfg.paths.output_dir, record)

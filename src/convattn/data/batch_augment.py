@@ -1,0 +1,172 @@
+"""Augmentation of whole batches on the training device: no PIL, no per-sample Python loop.
+
+Every op takes a batch `x` of shape (B, C, H, W) and draws its per-sample randomness as
+tensors on `x.device` (from `generator` if given, else torch's global RNG, which
+`seed_everything` seeds). Geometric ops (crop, flip, translate) work on any dtype, so they run
+on the uint8 batch before it is widened to float; photometric ops expect floats in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+Generator = torch.Generator | None
+
+
+def translate(
+    x: torch.Tensor, shift_y: torch.Tensor, shift_x: torch.Tensor, fill: float = 0
+) -> torch.Tensor:
+    """Shift each image by its own integer (shift_y, shift_x) pixels; uncovered pixels = fill."""
+    b, c, h, w = x.shape
+    # Source row/column of every output pixel; two gathers instead of a padded copy.
+    rows = torch.arange(h, device=x.device) - shift_y.to(x.device)[:, None]
+    cols = torch.arange(w, device=x.device) - shift_x.to(x.device)[:, None]
+    out = x.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand(b, c, h, w))
+    out = out.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand(b, c, h, w))
+    inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None]
+    return out.masked_fill(~inside, fill)
+
+
+def random_crop(x: torch.Tensor, padding: int, generator: Generator = None) -> torch.Tensor:
+    """torchvision's `RandomCrop(size, padding)` with fill 0, each sample at its own offset.
+
+    Padding by p and cropping at offset o in [0, 2p] is a translation by p - o with zero fill.
+    """
+    if padding <= 0:
+        return x
+    shifts = torch.randint(
+        -padding, padding + 1, (2, len(x)), device=x.device, generator=generator
+    )
+    return translate(x, shifts[0], shifts[1])
+
+
+def random_hflip(x: torch.Tensor, p: float = 0.5, generator: Generator = None) -> torch.Tensor:
+    """Mirror each image left-right with probability p."""
+    flip = torch.rand(len(x), device=x.device, generator=generator) < p
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [0, 1]; float input is taken to be in [0, 1] already."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
+# RandAugment-style ops: f(x in [0, 1], level in [-1, 1] per sample) -> x in [0, 1].
+# Ranges follow timm's rand-m* at magnitude 10: enhance factor 1 ± 0.9, translate ± 45 %,
+# rotate ± 30 degrees; fill for geometric ops is mid-grey, as timm fills with the mean pixel.
+def brightness(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    return (x * (1 + 0.9 * level)[:, None, None, None]).clamp_(0, 1)
+
+
+def contrast(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)  # blend with the image's mean grey, as PIL does
+    return (mean + (x - mean) * (1 + 0.9 * level)[:, None, None, None]).clamp_(0, 1)
+
+
+def translate_x(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    shift = (0.45 * level * x.shape[-1]).round().long()
+    return translate(x, torch.zeros_like(shift), shift, fill=0.5)
+
+
+def translate_y(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    shift = (0.45 * level * x.shape[-2]).round().long()
+    return translate(x, shift, torch.zeros_like(shift), fill=0.5)
+
+
+def rotate(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+    angle = level * math.radians(30)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([cos, -sin, zero, sin, cos, zero], dim=1).view(-1, 2, 3).to(x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Sample x - 0.5 with zero padding, so that pixels rotated in from outside are mid-grey.
+    return F.grid_sample(x - 0.5, grid, align_corners=False).add_(0.5)
+
+
+RAND_OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "brightness": brightness,
+    "contrast": contrast,
+    "translate_x": translate_x,
+    "translate_y": translate_y,
+    "rotate": rotate,
+}
+
+
+def rand_augment(
+    x: torch.Tensor,
+    magnitude: float,
+    num_ops: int = 2,
+    ops: Sequence[str] = tuple(RAND_OPS),
+    generator: Generator = None,
+) -> torch.Tensor:
+    """RandAugment (Cubuk et al. 2020) on a float batch in [0, 1]: each image gets `num_ops`
+    distinct ops drawn uniformly from `ops`, each at `magnitude` (0-10) with a random sign.
+
+    Vectorised per op: the images that drew an op are gathered, transformed together and put
+    back, so the cost is about `num_ops` full-batch ops whatever the batch size.
+    """
+    if magnitude <= 0 or num_ops <= 0:
+        return x
+    b, k = len(x), len(ops)
+    order = torch.rand(b, k, device=x.device, generator=generator).argsort(dim=1)
+    chosen = torch.zeros(b, k, dtype=torch.bool, device=x.device)
+    chosen.scatter_(1, order[:, : min(num_ops, k)], True)
+    sign = torch.randint(0, 2, (b,), device=x.device, generator=generator) * 2 - 1
+    level = sign.to(x.dtype) * min(magnitude, 10) / 10
+    x = x.clone()
+    for j, name in enumerate(ops):
+        index = chosen[:, j].nonzero().squeeze(1)
+        if len(index):
+            x[index] = RAND_OPS[name](x[index], level[index])
+    return x
+
+
+class BatchTransform:
+    """Training augmentation + uint8->float + mean/std normalisation of one batch.
+
+    `train=False` (validation, test) only converts and normalises. Mean and std are per channel
+    in [0, 1] units; they are cached on each device they are used on.
+    """
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        crop_padding: int = 0,
+        hflip: bool = False,
+        randaugment: float = 0,
+        randaugment_ops: int = 2,
+    ) -> None:
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.crop_padding = crop_padding
+        self.hflip = hflip
+        self.randaugment = randaugment
+        self.randaugment_ops = randaugment_ops
+        self._affine: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def affine(self, x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b) with normalised = x * a + b for x in units of `1 / scale`."""
+        key = (x.device, x.dtype)
+        if key not in self._affine:
+            a, b = 1 / (scale * self.std), -self.mean / self.std
+            self._affine[key] = (a.to(x.device), b.to(x.device))
+        return self._affine[key]
+
+    def __call__(
+        self, x: torch.Tensor, train: bool, generator: Generator = None
+    ) -> torch.Tensor:
+        if train:
+            x = random_crop(x, self.crop_padding, generator)
+            if self.hflip:
+                x = random_hflip(x, generator=generator)
+            if self.randaugment > 0:
+                x = to_float(x)  # photometric ops work in [0, 1]
+                x = rand_augment(x, self.randaugment, self.randaugment_ops, generator=generator)
+        # One fused multiply-add widens and normalises: (x / 255 - mean) / std.
+        scale = 255.0 if x.dtype == torch.uint8 else 1.0
+        a, b = self.affine(x, scale)
+        return torch.addcmul(b, x.float(), a)

@@ -1,0 +1,60 @@
+"""Class imbalance on purpose (a long-tailed training set) and its remedy (a balanced sampler)."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import WeightedRandomSampler
+
+from convattn.errors import ConvattnError
+
+
+def check_imbalance(imbalance: float | None) -> None:
+    """Raise ConvattnError unless `imbalance` is null or a ratio in (0, 1]."""
+    if imbalance is not None and not (
+        isinstance(imbalance, (int, float)) and 0 < imbalance <= 1
+    ):
+        raise ConvattnError(
+            f"data.imbalance={imbalance!r} must be null (the data as it is) or a ratio in (0, 1]: "
+            "the rarest class keeps that share of the most frequent class's training images, "
+            "e.g. data.imbalance=0.1 (ratio 10) or 0.01 (ratio 100)."
+        )
+
+
+def long_tail_counts(counts: torch.Tensor, imbalance: float) -> torch.Tensor:
+    """Images to keep per class: n_max * imbalance ** (c / (C - 1)) for class index c.
+
+    The exponential profile of Cui et al. 2019 ("Class-Balanced Loss Based on Effective Number
+    of Samples"): class 0 keeps n_max images, the last class n_max * imbalance. A class never
+    keeps more than it has, and at least one image.
+    """
+    num_classes = len(counts)
+    n_max = int(counts.max())
+    exponent = torch.arange(num_classes, dtype=torch.float64) / max(num_classes - 1, 1)
+    wanted = (n_max * imbalance**exponent).floor().long().clamp(min=1)
+    return torch.minimum(wanted, counts.long())
+
+
+def long_tail_indices(
+    labels: torch.Tensor, num_classes: int, imbalance: float, seed: int
+) -> torch.Tensor:
+    """Sorted indices of a seeded long-tailed subset of `labels` (see `long_tail_counts`)."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    keep = long_tail_counts(counts, imbalance)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in range(num_classes):
+        members = (labels == c).nonzero().squeeze(1)
+        order = torch.randperm(len(members), generator=generator)
+        chosen.append(members[order[: keep[c]]])
+    return torch.cat(chosen).sort().values
+
+
+def balanced_sampler(labels: torch.Tensor, num_classes: int) -> WeightedRandomSampler:
+    """Draws every class equally often on average: weight 1 / class count, with replacement.
+
+    One epoch is still `len(labels)` draws, so epoch-based schedules keep their length. It uses
+    torch's global RNG, which `seed_everything` seeds.
+    """
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    weights = 1.0 / counts.clamp(min=1)[labels]
+    return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from convattn.classifier import ImageClassifier
+from convattn.errors import ConvattnError
 from convattn.metrics import eval_metrics
 from convattn.schedule import warmup_cosine
-from convattn.errors import ConvattnError
 
 RECIPE = {
     "optimizer": {

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from convattn.classifier import ImageClassifier
 from convattn.config_dir import CONFIG_DIR
-from convattn.errors import ConvattnError, instantiate_checked
+from convattn.errors import ConvattnError, check_choice, instantiate_checked
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.instantiate import instantiate_loggers
 from convattn.utils.quiet import quiet_libraries
@@ -64,8 +64,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate_checked(cfg.data)
     check_data_matches(model, datamodule)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_loggers(cfg.get("logger")))
-    trainer.test(model, datamodule=datamodule, verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    split = cfg.get("split", "test")
+    check_choice("split", split, ("test", "val"))
+    run = trainer.test if split == "test" else trainer.validate
+    run(model, datamodule=datamodule, verbose=False)
+    metrics = {
+        k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(f"{split}/")
+    }
     record = {
         "status": "completed",
         "task": cfg.task_name,
@@ -73,12 +78,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "ckpt_path": str(cfg.ckpt_path),
         "dataset": getattr(datamodule, "name", None),
         "metrics": metrics,
-        "confusion_matrix": model.confusion_matrix,
-        "per_class_acc": model.per_class_accuracy,
+        "split": split,
+        "confusion_matrix": getattr(model, "confusion_matrix", None),
+        "per_class_acc": getattr(model, "per_class_accuracy", None),
         "wall_time_s": time.time() - start,
     }
     write_record(cfg.paths.output_dir, record)
-    print_summary(f"test of {cfg.ckpt_path}", metrics, {"run dir": cfg.paths.output_dir})
+    print_summary(f"{split} split of {cfg.ckpt_path}", metrics, {"run dir": cfg.paths.output_dir})
     return metrics
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Any
 
@@ -13,6 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from convattn.classifier import ImageClassifier
 from convattn.config_dir import CONFIG_DIR
+from convattn.distributed import (
+    child_rank_argv,
+    job_process_group,
+    per_device_batch_size,
+    write_rank_config,
+)
 from convattn.errors import instantiate_checked
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.instantiate import instantiate_callbacks, instantiate_loggers
@@ -49,27 +56,29 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate_checked(cfg.data)
     model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
     facts = run_facts(cfg, model, datamodule)
-    if cfg.get("profile"):
-        facts["profile"] = profile_backbone(
-            model.backbone, model.input_shape, datamodule.num_classes, datamodule.batch_size
-        )
     loggers = instantiate_loggers(cfg.get("logger"), facts)
     trainer: L.Trainer = instantiate(
         cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers
     )
+    datamodule.batch_size = per_device_batch_size(datamodule.batch_size, trainer.world_size)
+    if cfg.get("profile") and trainer.is_global_zero:
+        facts["profile"] = profile_backbone(
+            model.backbone, model.input_shape, datamodule.num_classes, datamodule.batch_size
+        )
     log_run_facts(cfg, facts, loggers)
+    write_rank_config(cfg, trainer.global_rank, trainer.world_size)
 
-    if cfg.get("train"):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    train_time = time.time() - start
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-
-    best_ckpt = test_checkpoint(trainer)
-    if cfg.get("test"):
-        trainer.test(model, datamodule, ckpt_path=best_ckpt, verbose=False, weights_only=False)
-        metrics |= {
-            k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
-        }
+    with job_process_group(cfg.paths.output_dir):  # DDP ranks started by fit() run this job
+        if cfg.get("train"):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        train_time = time.time() - start
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        best_ckpt = test_checkpoint(trainer)
+        if cfg.get("test"):
+            trainer.test(model, datamodule, ckpt_path=best_ckpt, verbose=False, weights_only=False)
+            metrics |= {
+                k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+            }
 
     record = {
         "status": "completed",
@@ -99,11 +108,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     quiet_libraries()
     if cfg.get("print_config"):
         print_config(cfg)
     return run_cli(train, cfg)
+
+
+def main() -> float | None:
+    """Console entry point; a DDP child rank re-composes its job's saved config instead."""
+    sys.argv = child_rank_argv(sys.argv)
+    return hydra_main()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from convattn.backbones.profile import (
@@ -59,6 +60,7 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@rank_zero_only
 def log_run_facts(cfg: DictConfig, facts: dict[str, Any], loggers: list[Logger]) -> None:
     """The resolved config and the run's facts to every logger; W&B also gets them flat."""
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -80,6 +82,7 @@ def log_run_facts(cfg: DictConfig, facts: dict[str, Any], loggers: list[Logger])
         facts["wandb_run_id"] = run.id
 
 
+@rank_zero_only
 def log_final(loggers: list[Logger], record: dict[str, Any]) -> None:
     """Final numbers that are not per-step metrics: wall time, and the confusion matrix."""
     run = wandb_experiment(loggers)

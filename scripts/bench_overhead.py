@@ -86,7 +86,8 @@ def plain_epochs(arm: str, size: str, epochs: int) -> list[float]:
         start = time.perf_counter()
         model.train()
         for index in torch.randperm(len(labels)).split(dm.batch_size):
-            loss = F.cross_entropy(model(images[index]), labels[index])
+            x = dm.transform(images[index], train=True)  # the same normalisation as the framework
+            loss = F.cross_entropy(model(x), labels[index])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -46,9 +46,16 @@ def test_split_is_fixed_by_split_seed_not_training_seed() -> None:
 def test_images_are_resized_and_normalised(img_size: int) -> None:
     dm = DigitsDataModule(img_size=img_size)
     dm.setup()
-    x = dm.splits["train"].images
-    assert x.shape[1:] == (1, img_size, img_size) and x.dtype == torch.float32
+    raw = dm.splits["train"].images  # held in [0, 1]; normalised per batch on the device
+    assert raw.shape[1:] == (1, img_size, img_size) and raw.dtype == torch.float32
+    assert raw.min() >= 0 and raw.max() <= 1
+    x = dm.transform(raw, train=False)
     assert x.mean().abs() < 1e-4 and (x.std() - 1).abs() < 1e-3
+
+
+def test_digits_are_not_augmented_by_default(digits: DigitsDataModule) -> None:
+    raw = digits.splits["train"].images[:64]
+    assert torch.equal(digits.transform(raw, train=True), digits.transform(raw, train=False))
 
 
 def test_loader_yields_whole_batches(digits: DigitsDataModule) -> None:

@@ -17,31 +17,57 @@ import torch.nn.functional as F
 Generator = torch.Generator | None
 
 
+def shift_flip(
+    x: torch.Tensor,
+    shift_y: torch.Tensor,
+    shift_x: torch.Tensor,
+    flip: torch.Tensor | None = None,
+    pad: int | None = None,
+    fill: float = 0,
+) -> torch.Tensor:
+    """Shift each image by its own integer (shift_y, shift_x) pixels, then mirror it left-right
+    where `flip` is true; uncovered pixels get `fill`.
+
+    One gather from a `pad`-padded copy (pad >= the largest |shift|; computed if None, which
+    syncs a GPU): each output pixel's source index is built per sample, so crop + flip cost
+    one pass over the batch whatever the batch size.
+    """
+    b, c, h, w = x.shape
+    shift_y, shift_x = shift_y.to(x.device), shift_x.to(x.device)
+    if pad is None:
+        pad = int(torch.maximum(shift_y.abs().max(), shift_x.abs().max()))
+    shift_y, shift_x = shift_y.clamp(-pad, pad), shift_x.clamp(-pad, pad)
+    padded = F.pad(x, (pad, pad, pad, pad), value=fill) if pad else x
+    rows = torch.arange(h, device=x.device) + pad - shift_y[:, None]  # (B, H) in padded
+    cols = torch.arange(w, device=x.device).expand(b, w)
+    if flip is not None:
+        cols = torch.where(flip.to(x.device)[:, None], cols.flip(-1), cols)
+    cols = cols + pad - shift_x[:, None]  # (B, W) in padded
+    index = rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]
+    index = index.view(b, 1, h * w).expand(b, c, h * w)
+    return padded.reshape(b, c, -1).gather(2, index).view(b, c, h, w)
+
+
 def translate(
     x: torch.Tensor, shift_y: torch.Tensor, shift_x: torch.Tensor, fill: float = 0
 ) -> torch.Tensor:
     """Shift each image by its own integer (shift_y, shift_x) pixels; uncovered pixels = fill."""
-    b, c, h, w = x.shape
-    # Source row/column of every output pixel; two gathers instead of a padded copy.
-    rows = torch.arange(h, device=x.device) - shift_y.to(x.device)[:, None]
-    cols = torch.arange(w, device=x.device) - shift_x.to(x.device)[:, None]
-    out = x.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand(b, c, h, w))
-    out = out.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand(b, c, h, w))
-    inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None]
-    return out.masked_fill(~inside, fill)
+    return shift_flip(x, shift_y, shift_x, fill=fill)
 
 
-def random_crop(x: torch.Tensor, padding: int, generator: Generator = None) -> torch.Tensor:
-    """torchvision's `RandomCrop(size, padding)` with fill 0, each sample at its own offset.
+def random_crop(
+    x: torch.Tensor, padding: int, hflip: bool = False, generator: Generator = None
+) -> torch.Tensor:
+    """torchvision's `RandomCrop(size, padding)` with fill 0, each sample at its own offset,
+    and with `hflip` also `RandomHorizontalFlip()`, fused into one gather.
 
     Padding by p and cropping at offset o in [0, 2p] is a translation by p - o with zero fill.
     """
-    if padding <= 0:
+    if padding <= 0 and not hflip:
         return x
-    shifts = torch.randint(
-        -padding, padding + 1, (2, len(x)), device=x.device, generator=generator
-    )
-    return translate(x, shifts[0], shifts[1])
+    shifts = torch.randint(-padding, padding + 1, (2, len(x)), device=x.device, generator=generator)
+    flip = torch.rand(len(x), device=x.device, generator=generator) < 0.5 if hflip else None
+    return shift_flip(x, shifts[0], shifts[1], flip, pad=max(padding, 0))
 
 
 def random_hflip(x: torch.Tensor, p: float = 0.5, generator: Generator = None) -> torch.Tensor:
@@ -69,12 +95,14 @@ def contrast(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
 
 def translate_x(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     shift = (0.45 * level * x.shape[-1]).round().long()
-    return translate(x, torch.zeros_like(shift), shift, fill=0.5)
+    pad = math.ceil(0.45 * x.shape[-1])  # the bound, so that no GPU sync is needed
+    return shift_flip(x, torch.zeros_like(shift), shift, pad=pad, fill=0.5)
 
 
 def translate_y(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     shift = (0.45 * level * x.shape[-2]).round().long()
-    return translate(x, shift, torch.zeros_like(shift), fill=0.5)
+    pad = math.ceil(0.45 * x.shape[-2])
+    return shift_flip(x, shift, torch.zeros_like(shift), pad=pad, fill=0.5)
 
 
 def rotate(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
@@ -156,13 +184,9 @@ class BatchTransform:
             self._affine[key] = (a.to(x.device), b.to(x.device))
         return self._affine[key]
 
-    def __call__(
-        self, x: torch.Tensor, train: bool, generator: Generator = None
-    ) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, train: bool, generator: Generator = None) -> torch.Tensor:
         if train:
-            x = random_crop(x, self.crop_padding, generator)
-            if self.hflip:
-                x = random_hflip(x, generator=generator)
+            x = random_crop(x, self.crop_padding, self.hflip, generator)
             if self.randaugment > 0:
                 x = to_float(x)  # photometric ops work in [0, 1]
                 x = rand_augment(x, self.randaugment, self.randaugment_ops, generator=generator)

@@ -10,9 +10,7 @@ from convattn.errors import ConvattnError
 
 def check_imbalance(imbalance: float | None) -> None:
     """Raise ConvattnError unless `imbalance` is null or a ratio in (0, 1]."""
-    if imbalance is not None and not (
-        isinstance(imbalance, (int, float)) and 0 < imbalance <= 1
-    ):
+    if imbalance is not None and not (isinstance(imbalance, (int, float)) and 0 < imbalance <= 1):
         raise ConvattnError(
             f"data.imbalance={imbalance!r} must be null (the data as it is) or a ratio in (0, 1]: "
             "the rarest class keeps that share of the most frequent class's training images, "

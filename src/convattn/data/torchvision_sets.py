@@ -36,6 +36,7 @@ class TorchvisionDataModule(InMemoryDataModule):
     dataset_cls: ClassVar[type]  # torchvision's class: download and file names
     title: ClassVar[str]  # for messages
     download_size: ClassVar[str]
+    files_note: ClassVar[str] = ""
 
     def __init__(
         self,
@@ -93,8 +94,10 @@ class TorchvisionDataModule(InMemoryDataModule):
         expected = self.expected_files()
         which = "all" if len(missing) == len(expected) else ", ".join(missing)
         raise ConvattnError(
-            f"{self.title} not found in data.root={self.root}: expected the folder {self.folder} "
-            f"with the files {', '.join(expected)} (missing: {which}). Point data.root at the "
+            f"{self.title} not found in data.root={self.root}: expected the folder "
+            f"{self.folder.absolute()} with the files {', '.join(expected)}{self.files_note} "
+            f"(missing: {which}). "
+            "Point data.root at the "
             f"folder that holds {self.folder.relative_to(self.root)}, or add data.download=true "
             f"to download it there ({self.download_size})."
         )
@@ -142,6 +145,7 @@ class MNISTDataModule(TorchvisionDataModule):
     dataset_cls = datasets.MNIST
     title = "MNIST"
     download_size = "about 12 MB"
+    files_note = " (or the same names + .gz, as distributed)"
     in_chans = 1
     num_classes = 10
     name = "mnist"
@@ -167,7 +171,10 @@ class MNISTDataModule(TorchvisionDataModule):
             target = self.folder / name
             if not target.is_file() and target.with_name(f"{name}.gz").is_file():
                 partial = target.with_name(f"{name}.{os.getpid()}.partial")
-                with gzip.open(target.with_name(f"{name}.gz"), "rb") as src, open(partial, "wb") as dst:
+                with (
+                    gzip.open(target.with_name(f"{name}.gz"), "rb") as src,
+                    open(partial, "wb") as dst,
+                ):
                     shutil.copyfileobj(src, dst)
                 partial.replace(target)  # atomic: a concurrent process never sees half a file
 

@@ -1,0 +1,155 @@
+"""Batch augmentation on the device: crop/flip/RandAugment ops, normalisation, and the
+LightningDataModule hook that augments training batches only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from data_formats import write_cifar
+
+from convattn.data.batch_augment import (
+    BatchTransform,
+    rand_augment,
+    random_crop,
+    random_hflip,
+    translate,
+)
+from convattn.data.torchvision_sets import CIFAR10DataModule
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors; leave the other core alone
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory) -> Path:
+    return write_cifar(tmp_path_factory.mktemp("cifar10"), fine=False, n_train=100, n_test=20)
+
+
+# ---------------------------------------------------------------- batch augmentation
+def test_translate_moves_content_and_fills() -> None:
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4)
+    out = translate(x, torch.tensor([1]), torch.tensor([-2]))
+    assert out[0, 0].tolist() == [[0, 0, 0, 0], [2, 3, 0, 0], [6, 7, 0, 0], [10, 11, 0, 0]]
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_random_crop_is_a_padded_crop_per_sample(hflip: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=g)
+    out = random_crop(x, padding=2, hflip=hflip, generator=g)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    offsets, flips = [], []
+    for i in range(len(x)):
+        found = [
+            (r, c, flipped)
+            for r in range(5)
+            for c in range(5)
+            for flipped in (False, True)
+            if torch.equal(
+                padded[i, :, r : r + 8, c : c + 8], out[i].flip(-1) if flipped else out[i]
+            )
+        ]
+        assert found, f"sample {i} is not a (mirrored) crop of its padded image"
+        offsets.append(found[0][:2])
+        flips.append(found[0][2])
+    assert len(set(offsets)) > 10  # offsets differ per sample, and most images moved
+    assert sum(o != (2, 2) for o in offsets) > 48
+    assert (20 < sum(flips) < 44) if hflip else not any(flips)
+
+
+def test_hflip_flips_about_half() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 1, 4, 5, generator=g)
+    out = random_hflip(x, generator=g)
+    flipped = torch.tensor([torch.equal(o, xi.flip(-1)) for o, xi in zip(out, x, strict=True)])
+    kept = torch.tensor([torch.equal(o, xi) for o, xi in zip(out, x, strict=True)])
+    assert bool((flipped | kept).all()) and 60 < int(flipped.sum()) < 140
+
+
+def test_rand_augment_stays_in_range_and_is_off_at_zero() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(32, 3, 16, 16, generator=g)
+    assert torch.equal(rand_augment(x, magnitude=0), x)
+    out = rand_augment(x, magnitude=9, num_ops=2, generator=g)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    changed = (out - x).abs().flatten(1).amax(1) > 1e-3
+    assert bool(changed.all())  # every image got 2 ops, each changes it at magnitude 9
+
+
+def test_normalised_training_set_has_zero_mean_unit_std(cifar_root) -> None:
+    dm = CIFAR10DataModule(root=cifar_root)
+    dm.setup()
+    x = dm.transform(dm.splits["train"].images, train=False)
+    assert x.dtype == torch.float32
+    assert x.mean(dim=(0, 2, 3)).abs().max() < 1e-4
+    assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-2
+
+
+class Recorder(L.LightningModule):
+    """Records what the hook hands to the steps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.seen: dict[str, torch.Tensor] = {}
+
+    def training_step(self, batch, batch_idx):
+        self.seen["train"] = batch[0]
+        return self.layer(batch[0].mean().view(1, 1)).sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.seen["val"] = batch[0]
+
+    def test_step(self, batch, batch_idx):
+        self.seen["test"] = batch[0]
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def test_hook_augments_training_batches_only(cifar_root) -> None:
+    dm = CIFAR10DataModule(
+        root=cifar_root, batch_size=90, eval_batch_size=90, crop_padding=4, hflip=True
+    )
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    module = Recorder()
+    trainer.fit(module, datamodule=dm)
+    trainer.test(module, datamodule=dm, verbose=False)
+    for split in ("train", "val", "test"):
+        assert module.seen[split].dtype == torch.float32
+        assert module.seen[split].device == module.device
+    plain = {s: dm.transform(dm.splits[s].images, train=False) for s in ("val", "test")}
+    assert torch.equal(module.seen["val"], plain["val"])  # shuffle=False: same order
+    assert torch.equal(module.seen["test"], plain["test"])
+    # Training batches are shuffled and augmented: no training image comes out unchanged.
+    train_plain = dm.transform(dm.splits["train"].images, train=False).flatten(1)
+    seen = module.seen["train"].flatten(1)
+    matches = (seen[:, None] == train_plain[None]).all(-1).any(-1)
+    assert int(matches.sum()) < 10
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_transform_runs_on_the_batch_device() -> None:
+    transform = BatchTransform((0.5, 0.4, 0.3), (0.2, 0.2, 0.2), 4, True, 9)
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    for train_mode in (True, False):
+        out = transform(x.cuda(), train=train_mode)
+        assert out.is_cuda and out.dtype == torch.float32 and out.shape == x.shape
+    assert torch.allclose(transform(x.cuda(), train=False).cpu(), transform(x, train=False))

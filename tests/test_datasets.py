@@ -1,0 +1,253 @@
+"""Real datasets in their real on-disk formats, written small into tmp dirs; no downloads.
+
+MNIST/Fashion-MNIST idx files, CIFAR-10/100 python pickles and class-folder trees of PNG/JPEG
+images are written byte for byte as distributed (tests/data_formats.py), then read through the
+data modules and trained on for one step through `convattn.train.train`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from data_formats import VARIANTS, image, write_cifar, write_mnist, write_tree
+from hydra.utils import instantiate
+from torchvision import datasets
+
+from convattn.data.image_files import CorruptImageError, load_rgb
+from convattn.data.image_folder import ImageFolderDataModule
+from convattn.data.imbalance import long_tail_counts
+from convattn.data.torchvision_sets import CIFAR10DataModule, MNISTDataModule
+from convattn.errors import ConvattnError
+from convattn.train import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors; leave the other core alone
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory) -> dict[str, Path]:
+    make = tmp_path_factory.mktemp
+    return {
+        "mnist": write_mnist(make("mnist"), "MNIST"),
+        "fashion_mnist": write_mnist(make("fashion"), "FashionMNIST"),
+        "cifar10": write_cifar(make("cifar10"), fine=False, n_train=100, n_test=20),
+        "cifar100": write_cifar(make("cifar100"), fine=True, n_train=300, n_test=100),
+        "imagefolder": write_tree(make("tree"), {"train": 5, "val": 2}),
+    }
+
+
+# ---------------------------------------------------------------- formats, shapes, one step
+EXPECTED = {  # in_chans, num_classes, train + val images, test images
+    "mnist": (1, 10, 60, 20),
+    "fashion_mnist": (1, 10, 60, 20),
+    "cifar10": (3, 10, 100, 20),
+    "cifar100": (3, 100, 300, 100),
+    "imagefolder": (3, 3, 15 + 6, 6),  # test/ is absent: test = val/
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_one_training_step_through_the_entry_point(train_cfg, roots, name: str) -> None:
+    overrides = [
+        f"data={name}",
+        f"data.root={roots[name]}",
+        "data.img_size=32",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        "+trainer.limit_test_batches=1",
+        "callbacks=none",
+        "profile=false",
+        "model.size=tiny",
+    ]
+    if name == "imagefolder":
+        overrides.append("data.num_workers=0")
+    cfg = train_cfg(overrides)
+    metrics = train(cfg)
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+
+    in_chans, num_classes, n_train, n_test = EXPECTED[name]
+    dm = instantiate(cfg.data)
+    assert (dm.in_chans, dm.num_classes, dm.img_size) == (in_chans, num_classes, 32)
+    dm.setup()
+    counts = dm.class_counts()
+    assert counts.shape == (num_classes,)
+    loader = dm.train_dataloader()
+    n_val = len(dm.val_dataloader().dataset)
+    assert int(counts.sum()) == len(loader.dataset) and len(loader.dataset) + n_val == n_train
+    assert len(dm.test_dataloader().dataset) == n_test
+    x, y = next(iter(loader))
+    if name != "imagefolder":  # in memory: raw uint8 batches, made float by the hook
+        assert x.dtype == torch.uint8
+        x = dm.on_after_batch_transfer((x, y), 0)[0]
+    assert x.shape[1:] == (in_chans, 32, 32) and x.dtype == torch.float32
+    assert y.dtype == torch.long and int(y.min()) >= 0 and int(y.max()) < num_classes
+
+
+def test_cifar_pickles_read_as_torchvision_reads_them(roots) -> None:
+    class Unchecked(datasets.CIFAR10):  # torchvision checks the official MD5s; ours differ
+        def _check_integrity(self) -> bool:
+            return True
+
+        def _load_meta(self) -> None:
+            self.classes = []
+
+    dm = CIFAR10DataModule(root=roots["cifar10"])
+    for train_split in (True, False):
+        images, labels = dm.read_split(train=train_split)
+        ref = Unchecked(str(roots["cifar10"]), train=train_split)
+        assert torch.equal(images, torch.from_numpy(ref.data).permute(0, 3, 1, 2))
+        assert labels.tolist() == ref.targets
+
+
+def test_mnist_gz_files_are_unpacked_and_match(roots) -> None:
+    dm = MNISTDataModule(root=roots["mnist"], img_size=28)
+    images, labels = dm.read_split(train=True)  # train files exist only as .gz
+    raw = gzip.decompress((dm.folder / "train-images-idx3-ubyte.gz").read_bytes())
+    assert torch.equal(images.flatten(), torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8))
+    assert images.shape == (60, 1, 28, 28) and labels.tolist() == [i % 10 for i in range(60)]
+
+
+@pytest.mark.parametrize(
+    ("name", "files"),
+    [
+        ("mnist", ["MNIST/raw", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
+        ("fashion_mnist", ["FashionMNIST/raw", "train-labels-idx1-ubyte"]),
+        ("cifar10", ["cifar-10-batches-py", "data_batch_1", "data_batch_5", "test_batch"]),
+        ("cifar100", ["cifar-100-python", "train", "test"]),
+    ],
+)
+def test_missing_files_name_path_files_and_download_flag(train_cfg, tmp_path, name, files):
+    empty = tmp_path / "nothing_here"
+    with pytest.raises(ConvattnError) as err:
+        train(train_cfg([f"data={name}", f"data.root={empty}", "profile=false"]))
+    message = str(err.value)
+    assert str(empty) in message and "data.download=true" in message
+    for part in files:
+        assert part in message
+
+
+# ---------------------------------------------------------------- image folders: bad input
+def test_every_pil_mode_becomes_rgb(tmp_path) -> None:
+    for i, (size, mode, fmt) in enumerate(VARIANTS):
+        path = tmp_path / f"{i}.{fmt}"
+        image(size, mode, seed=i).save(path)
+        img = load_rgb(path)
+        assert img.mode == "RGB" and img.size == size
+        if mode == "L":  # grey is copied to all three channels
+            r, g, b = (np.asarray(img)[..., k] for k in range(3))
+            assert np.array_equal(r, g) and np.array_equal(g, b)
+
+
+def corrupt_tree(root: Path) -> tuple[Path, Path]:
+    write_tree(root, {"train": 4, "val": 2})
+    broken = root / "train" / "dog" / "broken.jpg"
+    good = (root / "train" / "dog" / "0.jpg").read_bytes()
+    broken.write_bytes(good[: len(good) // 2])  # truncated
+    return root, broken
+
+
+def test_corrupt_image_error_names_the_file_through_a_worker(tmp_path) -> None:
+    root, broken = corrupt_tree(tmp_path)
+    dm = ImageFolderDataModule(root=root, img_size=32, batch_size=64, num_workers=1)
+    dm.setup()
+    with pytest.raises(CorruptImageError) as err:
+        next(iter(dm.train_dataloader()))  # one batch holds every image, the broken one too
+    message = str(err.value)
+    assert str(broken) in message and "data.skip_corrupt=true" in message
+    assert "Traceback" not in message and "worker" not in message  # one paragraph
+
+
+def test_verify_images_fails_up_front_naming_the_file(tmp_path) -> None:
+    root, broken = corrupt_tree(tmp_path)
+    dm = ImageFolderDataModule(root=root, img_size=32, num_workers=0, verify_images=True)
+    with pytest.raises(ConvattnError, match=re.escape(str(broken))):
+        dm.setup()
+
+
+def test_skip_corrupt_drops_and_counts_the_file(tmp_path, caplog) -> None:
+    root, broken = corrupt_tree(tmp_path)
+    dm = ImageFolderDataModule(root=root, img_size=32, num_workers=0, skip_corrupt=True)
+    with caplog.at_level(logging.WARNING, logger="convattn"):
+        dm.setup()
+    assert [path for path, _ in dm.skipped["train"]] == [str(broken)]
+    assert "Skipped 1 unreadable image(s) of 13" in caplog.text and str(broken) in caplog.text
+    assert len(dm.datasets["train"]) == 12 and dm.class_counts().tolist() == [4, 4, 4]
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (12, 3, 32, 32)
+
+
+def test_empty_class_folder_is_named(tmp_path) -> None:
+    write_tree(tmp_path, {"train": 2, "val": 1})
+    for f in (tmp_path / "val" / "fish").iterdir():
+        f.unlink()
+    with pytest.raises(ConvattnError, match=re.escape(str(tmp_path / "val" / "fish"))):
+        ImageFolderDataModule(root=tmp_path, num_workers=0)
+
+
+def test_mismatched_class_sets_are_named(tmp_path) -> None:
+    write_tree(tmp_path, {"train": 2})
+    write_tree(tmp_path, {"val": 1}, classes=("cat", "dog", "bird"))
+    with pytest.raises(ConvattnError) as err:
+        ImageFolderDataModule(root=tmp_path, num_workers=0)
+    message = str(err.value)
+    assert str(tmp_path / "train") in message and str(tmp_path / "val") in message
+    assert "['fish']" in message and "['bird']" in message
+
+
+def test_missing_train_folder_and_no_val_folder(tmp_path) -> None:
+    with pytest.raises(ConvattnError, match=re.escape(str(tmp_path / "train"))):
+        ImageFolderDataModule(root=tmp_path)
+    write_tree(tmp_path, {"train": 10})  # no val/: a stratified hold-out of train/
+    dm = ImageFolderDataModule(root=tmp_path, img_size=32, num_workers=0, val_fraction=0.2)
+    dm.setup()
+    assert len(dm.datasets["val"]) == 6 and dm.class_counts().tolist() == [8, 8, 8]
+    assert dm.datasets["test"] is dm.datasets["val"]
+    assert not set(dm.datasets["train"].samples) & set(dm.datasets["val"].samples)
+
+
+# ---------------------------------------------------------------- imbalance and its remedy
+@pytest.fixture(scope="module")
+def big_cifar(tmp_path_factory) -> Path:
+    return write_cifar(tmp_path_factory.mktemp("big"), fine=False, n_train=2000, n_test=100)
+
+
+def test_long_tail_counts_follow_the_exponential_profile() -> None:
+    counts = long_tail_counts(torch.full((10,), 500), imbalance=0.01)
+    expected = [int(500 * 0.01 ** (c / 9)) for c in range(10)]
+    assert counts.tolist() == expected and counts[0] == 500 and counts[-1] == 5
+
+
+def test_imbalance_shapes_training_set_only_and_is_seeded(big_cifar) -> None:
+    plain = CIFAR10DataModule(root=big_cifar)
+    plain.setup()
+    dm = CIFAR10DataModule(root=big_cifar, imbalance=0.1)
+    counts = dm.class_counts()
+    assert counts.max() / counts.min() == pytest.approx(10, rel=0.1)
+    assert counts.tolist() == sorted(counts.tolist(), reverse=True)
+    for split in ("val", "test"):
+        assert torch.equal(dm.splits[split].labels, plain.splits[split].labels)
+    again = CIFAR10DataModule(root=big_cifar, imbalance=0.1)
+    again.setup()
+    assert torch.equal(again.splits["train"].images, dm.splits["train"].images)
+
+
+def test_balanced_sampler_draws_classes_uniformly(big_cifar) -> None:
+    dm = CIFAR10DataModule(root=big_cifar, imbalance=0.1, balanced_sampler=True)
+    dm.setup()
+    torch.manual_seed(0)
+    drawn = torch.cat([y for _ in range(3) for _, y in dm.train_dataloader()])
+    assert len(drawn) == 3 * len(dm.splits["train"])
+    share = torch.bincount(drawn, minlength=10).float() / len(drawn)
+    assert share.min() > 0.075 and share.max() < 0.125  # uniform is 0.1; the data is 10:1

@@ -1,0 +1,346 @@
+"""Explainers: rollout, Grad-CAM, every arm's maps, the deletion metric, CLI and W&B callback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import BIN, compose_config, run_cli
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
+from PIL import Image
+from torch import nn
+
+from convattn.backbones import create_backbone
+from convattn.explain import (
+    attention_rollout,
+    deletion_auc_for_run,
+    deletion_curve,
+    explain_maps,
+    grad_cam,
+)
+from convattn.explain.cli import main as explain_main
+from convattn.explain.rollout import rollout_token_map
+from convattn.train import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small batches gain nothing from intra-op threads on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- attention rollout
+
+
+def identity_attention(batch: int, heads: int, tokens: int, depth: int) -> list[torch.Tensor]:
+    eye = torch.eye(tokens).expand(batch, heads, tokens, tokens)
+    return [eye.clone() for _ in range(depth)]
+
+
+def sink_attention(batch: int, tokens: int, sink: int, depth: int) -> list[torch.Tensor]:
+    """Head 0: every token attends only to token `sink`; head 1: each token to itself."""
+    attn = torch.zeros(batch, 2, tokens, tokens)
+    attn[:, 0, :, sink] = 1.0
+    attn[:, 1] = torch.eye(tokens)
+    return [attn.clone() for _ in range(depth)]
+
+
+def test_rollout_of_identity_attention_keeps_each_token_on_itself():
+    prefix, grid = 1, 4
+    tokens = prefix + grid * grid
+    rollout = attention_rollout(identity_attention(2, 3, tokens, depth=4))
+    torch.testing.assert_close(rollout, torch.eye(tokens).expand(2, tokens, tokens))
+    for k in range(grid * grid):  # patch token k's row, over the patch grid: a peak at k
+        row = rollout[:, prefix + k, prefix:].reshape(2, grid, grid)
+        assert (row.flatten(1).argmax(dim=1) == k).all()
+        torch.testing.assert_close(row.flatten(1)[:, k], torch.ones(2))
+
+
+def test_rollout_rows_stay_distributions():
+    attns = [torch.rand(2, 3, 10, 10).softmax(dim=-1) for _ in range(5)]
+    rollout = attention_rollout(attns)
+    torch.testing.assert_close(rollout.sum(dim=-1), torch.ones(2, 10))
+    assert (rollout >= 0).all()
+
+
+@pytest.mark.parametrize("prefix, cls_row", [(1, True), (0, False)])  # token vs avg pooling
+def test_rollout_finds_the_token_everyone_attends_to(prefix: int, cls_row: bool):
+    grid, sink_patch = 4, 9
+    attns = sink_attention(2, prefix + grid * grid, prefix + sink_patch, depth=3)
+    token_map = rollout_token_map(attns, prefix, cls_row)
+    assert token_map.shape == (2, grid * grid)
+    assert (token_map.argmax(dim=1) == sink_patch).all()
+    # Per block: heads averaged (S + I) / 2, plus the residual I, rows re-normalised:
+    # 0.25 S + 0.75 I. A token other than the sink keeps 0.75^depth on itself.
+    reached = 1 - 0.75**3
+    if not cls_row:  # the mean over the 16 patch rows, one of them the sink's own row (1.0)
+        reached = (15 * reached + 1) / 16
+    torch.testing.assert_close(token_map[:, sink_patch], torch.full((2,), reached))
+
+
+def build(arm: str, **kw) -> nn.Module:
+    torch.manual_seed(0)
+    return create_backbone(arm, in_chans=1, num_classes=10, img_size=32, size="tiny", **kw)
+
+
+def test_avg_pool_vit_rollout_reads_the_mean_over_patch_rows():
+    model = build("vit", global_pool="avg")
+    assert model.model.num_prefix_tokens == 0
+    x = torch.randn(2, 1, 32, 32)
+    rollout = attention_rollout(list(model.attention_maps(x).values()))  # (B, 64, 64)
+    expected = F.interpolate(
+        rollout.mean(dim=1).reshape(2, 1, 8, 8), size=(32, 32), mode="bilinear"
+    )[:, 0]
+    lo = expected.flatten(1).min(1).values[:, None, None]
+    hi = expected.flatten(1).max(1).values[:, None, None]
+    torch.testing.assert_close(explain_maps(model, x)["rollout"], (expected - lo) / (hi - lo))
+
+
+# ---------------------------------------------------------------- Grad-CAM
+
+
+class QuadrantNet(nn.Module):
+    """Logit 1 = evidence in the top-left quadrant minus evidence elsewhere; logit 0 = reverse.
+
+    The feature map has two channels, the conv features inside / outside the quadrant, so
+    Grad-CAM must weight the channels by their gradient to find the quadrant.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        nn.init.dirac_(self.conv.weight)  # passes the image through
+        mask = torch.zeros(size, size)
+        mask[: size // 2, : size // 2] = 1
+        self.register_buffer("mask", mask)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        f = F.relu(self.conv(x))
+        return torch.cat([f * self.mask, f * (1 - self.mask)], dim=1)
+
+    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        inside, outside = feats.sum(dim=(2, 3)).unbind(dim=1)
+        score = (inside - outside) / 50
+        return torch.stack([-score, score], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def quadrant_fraction(maps: torch.Tensor) -> torch.Tensor:
+    return maps[:, :16, :16].sum(dim=(1, 2)) / maps.sum(dim=(1, 2))
+
+
+def test_gradcam_peaks_on_the_region_that_drives_the_logit():
+    torch.manual_seed(0)
+    model = QuadrantNet().train()
+    x = torch.rand(3, 1, 32, 32) + 0.5  # evidence everywhere: only the gradient tells apart
+    cam, logits = grad_cam(model, x, torch.ones(3, dtype=torch.long))
+    assert cam.shape == (3, 32, 32) and logits.shape == (3, 2)
+    assert (quadrant_fraction(cam) > 0.99).all()
+    cam0, _ = grad_cam(model, x, torch.zeros(3, dtype=torch.long))  # the other class: elsewhere
+    assert (quadrant_fraction(cam0) < 0.01).all()
+    # Left as found: train mode, no parameter gradients, no hooks.
+    assert model.training and model.conv.weight.grad is None
+    assert not model.conv._forward_hooks
+
+
+def test_gradcam_works_inside_inference_mode():
+    """Lightning runs validation hooks under inference_mode; Grad-CAM must still get gradients."""
+    model = QuadrantNet()
+    with torch.inference_mode():
+        x = torch.rand(2, 1, 32, 32) + 0.5
+        maps = explain_maps(model, x, torch.ones(2, dtype=torch.long))
+    assert (quadrant_fraction(maps["gradcam"]) > 0.99).all()
+
+
+# ---------------------------------------------------------------- every arm
+
+ARM_MAPS = {
+    "cnn": {"gradcam"},
+    "cbam": {"gradcam", "cbam_layer1", "cbam_layer2", "cbam_layer3", "cbam_layer4"},
+    "vit": {"gradcam", "rollout", "head_0", "head_1", "head_2"},
+    "hybrid": {"gradcam", "rollout", "head_0", "head_1", "head_2"},
+}
+CASES = [("cnn", {}), ("cbam", {}), ("vit", {}), ("vit", {"global_pool": "avg"}), ("hybrid", {})]
+
+
+@pytest.mark.parametrize("arm, kw", CASES, ids=["cnn", "cbam", "vit", "vit-avg", "hybrid"])
+def test_every_arm_gives_image_sized_unit_maps_and_leaves_no_state(arm: str, kw: dict):
+    model = build(arm, **kw).train()
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        before = model.eval()(x)
+    model.train()
+    flags = [m.training for m in model.modules()]
+    maps = explain_maps(model, x)
+    assert set(maps) == ARM_MAPS[arm]
+    for name, m in maps.items():
+        assert m.shape == (2, 32, 32), name
+        assert torch.isfinite(m).all(), name
+        assert m.min() >= 0 and m.max() <= 1, name
+        torch.testing.assert_close(m.flatten(1).max(dim=1).values, torch.ones(2), msg=name)
+    # Grad-CAM carries information for every arm (a degenerate map would be all ones).
+    assert (maps["gradcam"].flatten(1).min(dim=1).values < 1).all()
+    assert [m.training for m in model.modules()] == flags
+    assert all(p.grad is None for p in model.parameters())
+    assert not any(m._forward_hooks for m in model.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(x), before)
+
+
+# ---------------------------------------------------------------- deletion metric
+
+
+def test_deleting_by_the_relevant_map_hurts_faster_than_random():
+    torch.manual_seed(0)
+    model = QuadrantNet()
+    images = 0.2 + 0.1 * torch.rand(16, 1, 32, 32)
+    images[:, :, :16, :16] += 0.8  # the evidence for class 1 sits in the quadrant
+    labels = torch.ones(16, dtype=torch.long)
+    truth = torch.zeros(16, 32, 32)
+    truth[:, :16, :16] = 1
+    noise = torch.rand(16, 32, 32, generator=torch.Generator().manual_seed(0))
+    gradcam = explain_maps(model, images, labels)["gradcam"]
+
+    by_truth = deletion_curve(model, images, labels, truth, steps=10)
+    by_gradcam = deletion_curve(model, images, labels, gradcam, steps=10)
+    by_random = deletion_curve(model, images, labels, noise, steps=10)
+    assert by_truth["fractions"] == [k / 10 for k in range(11)]
+    assert by_truth["acc"][0] == by_random["acc"][0] == 1.0  # nothing deleted yet
+    assert by_truth["acc"][1] == 0.0 and by_random["acc"][1] == 1.0
+    for curve in (by_truth, by_gradcam):
+        assert curve["auc_acc"] < by_random["auc_acc"] - 0.5
+        assert curve["auc_prob"] < by_random["auc_prob"] - 0.1
+    assert 0 <= by_truth["auc_prob"] <= 1
+
+
+# ---------------------------------------------------------------- CLI and callback
+
+SHORT = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+    "profile=false",
+    "logger=csv",
+    "print_config=false",
+]
+ARMS = ("cnn", "cbam", "vit", "hybrid")
+
+
+@pytest.fixture(scope="module")
+def arm_runs(tmp_path_factory) -> dict[str, Path]:
+    """One briefly trained run dir per arm (the cnn one with the callback, which has no W&B)."""
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for arm in ARMS:
+        extra = ["callbacks=attention_maps"] if arm == "cnn" else []
+        cfg = compose_config("train", [f"model={arm}", *SHORT, *extra], root / arm)
+        train(cfg)
+        # What Hydra's own run writes and convattn-explain reads the data config from.
+        with open_dict(cfg):
+            del cfg["hydra"]
+        (root / arm / ".hydra").mkdir()
+        OmegaConf.save(cfg, root / arm / ".hydra" / "config.yaml")
+        runs[arm] = root / arm
+    GlobalHydra.instance().clear()
+    return runs
+
+
+def png_panels(path: Path) -> int:
+    """The panel count save_png wrote into the PNG's metadata."""
+    with Image.open(path) as img:
+        return int(img.text["Description"].removeprefix("panels="))
+
+
+# input + Grad-CAM [+ rollout + 3 heads] [+ 4 CBAM stages]
+PANELS = {"cnn": 2, "cbam": 6, "vit": 6, "hybrid": 6}
+
+
+@pytest.mark.slow
+def test_cli_writes_grids_comparison_and_deletion(arm_runs: dict[str, Path], tmp_path: Path):
+    assert not (arm_runs["cnn"] / "wandb").exists()  # the callback is a no-op without W&B
+    out = tmp_path / "explain"
+    dirs = [str(arm_runs[a]) for a in ARMS]
+    args = ["-n", "2", "-o", str(out), "--deletion", "--deletion-images", "24", "--steps", "4"]
+    run_cli("convattn-explain", *dirs, *args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
+    index = json.loads((out / "index.json").read_text())
+    for arm in ARMS:
+        entries = index["runs"][arm]["images"]
+        assert len(entries) == 2
+        for entry in entries:
+            image = matplotlib.image.imread(entry["path"])
+            assert image.ndim == 3 and image.shape[0] > 100
+            assert png_panels(Path(entry["path"])) == entry["panels"] == PANELS[arm]
+            assert entry["true"] in map(str, range(10)) and entry["pred"] in map(str, range(10))
+    # input + Grad-CAM per arm + rollout (vit, hybrid) + deepest CBAM stage, for 2 images
+    comparison = index["comparison"]
+    assert (comparison["rows"], comparison["columns"]) == (2, 1 + 1 + 2 + 2 + 2)
+    assert png_panels(Path(comparison["path"])) == comparison["panels"] == 2 * 8
+    assert matplotlib.image.imread(comparison["path"]).shape[1] > 800
+
+    deletion = json.loads((out / "deletion.json").read_text())
+    assert set(deletion) == set(ARMS)
+    for d in deletion.values():
+        assert d["num_images"] == 24 and len(d["acc"]) == 5 and 0 <= d["auc_acc"] <= 1
+        assert len(d["random"]["prob"]) == 5
+    auc = deletion_auc_for_run(arm_runs["vit"], num_images=24, steps=4)
+    assert auc == pytest.approx(deletion["vit"]["auc_acc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_cli_explains_image_files_and_reports_bad_inputs(arm_runs, tmp_path: Path, capsys):
+    good = tmp_path / "digit.png"
+    Image.new("RGB", (20, 14), (200, 30, 30)).save(good)
+    out = tmp_path / "files"
+    ckpt = arm_runs["vit"] / "checkpoints" / "best.ckpt"
+    assert explain_main([str(ckpt), "--images", str(good), "-o", str(out)]) == 0
+    (entry,) = json.loads((out / "index.json").read_text())["runs"]["vit"]["images"]
+    assert entry["true"] == "?" and png_panels(Path(entry["path"])) == 6
+
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    assert explain_main([str(ckpt), "--images", str(bad), "-o", str(out)]) == 2
+    assert "Cannot read the image file" in capsys.readouterr().err
+    assert explain_main([str(tmp_path / "missing.ckpt"), "-o", str(out)]) == 2
+    assert "No checkpoint at" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_callback_logs_overlays_to_wandb(train_cfg, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = [*SHORT, "model=vit", "logger=wandb", "callbacks=attention_maps"]
+    cfg += ["callbacks.attention_maps.num_images=2", "callbacks.attention_maps.every_n_epochs=1"]
+    train(train_cfg(cfg))
+    (offline,) = (tmp_path / "wandb").glob("offline-run-*")
+    media = offline / "files" / "media" / "images" / "attention_maps"
+    for split in ("val", "test"):
+        pngs = sorted(media.glob(f"{split}_*.png"))
+        assert len(pngs) == 2, list(media.iterdir())
+        for png in pngs:  # input + Grad-CAM + rollout + 3 heads, side by side
+            image = matplotlib.image.imread(png)
+            assert image.shape[1] > 4 * image.shape[0]
+    out = subprocess.run(
+        [str(BIN / "wandb"), "leet", "inspect", "--json", str(offline)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    summaries = [json.loads(line) for line in out.splitlines() if '"summary"' in line]
+    logged = {}
+    for record in summaries:
+        logged |= record.get("summary", {}).get("update", {})
+    assert logged["attention_maps/val.count"] == 2 and logged["attention_maps/test.count"] == 2
+    assert logged["attention_maps/val._type"] == "images/separated"

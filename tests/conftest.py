@@ -75,3 +75,15 @@ def only_run_dir(root: Path, task: str = "train") -> Path:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def wandb_records(offline_run: Path) -> list[dict]:
+    """Every record of a W&B offline run's .wandb file, as W&B's own `leet inspect` prints it."""
+    out = subprocess.run(
+        [str(BIN / "wandb"), "leet", "inspect", "--json", str(offline_run)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]

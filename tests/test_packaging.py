@@ -34,7 +34,11 @@ def test_wheel_ships_configs_and_runs_elsewhere(tmp_path: Path) -> None:
 
     proc = subprocess.run(
         [sys.executable, "-m", "convattn.train", "debug=fast_dev_run", "print_config=false"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert list(work.glob("logs/debug/runs/*/metrics.json")), list(work.rglob("*"))

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import statistics
-import subprocess
 from pathlib import Path
 
 import matplotlib.image
 import pytest
 import yaml
-from conftest import BIN, read_json, run_cli
+from conftest import read_json, run_cli, wandb_records
 from test_train import wandb_summary
 
 SHORT = [
@@ -25,15 +23,7 @@ SHORT = [
 def wandb_run_record(run_dir: Path) -> dict:
     """The `run` record (name, group, job type, tags) from the job's .wandb file."""
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
-    out = subprocess.run(
-        [str(BIN / "wandb"), "leet", "inspect", "--json", str(offline)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
-    return next(r["run"] for r in records if r["type"] == "run")
+    return next(r["run"] for r in wandb_records(offline) if r["type"] == "run")
 
 
 def sweep_dir(root: Path, task: str = "train") -> Path:

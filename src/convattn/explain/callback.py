@@ -12,6 +12,7 @@ from convattn.backbones.capture import eval_mode
 from convattn.explain.inputs import display_images
 from convattn.explain.maps import explain_maps
 from convattn.explain.plot import class_name, explanation_figure, to_array
+from convattn.utils.task import in_multirun
 
 
 class AttentionMapLogger(L.Callback):
@@ -24,13 +25,21 @@ class AttentionMapLogger(L.Callback):
     flags restored and without writing parameter gradients (see `explain_maps`).
     """
 
-    def __init__(self, num_images: int = 8, every_n_epochs: int = 5, key: str = "attention_maps"):
+    def __init__(
+        self,
+        num_images: int = 8,
+        every_n_epochs: int = 5,
+        key: str = "attention_maps",
+        in_sweeps: bool = False,
+    ) -> None:
         super().__init__()
         if num_images < 1 or every_n_epochs < 1:
             raise ValueError("num_images and every_n_epochs must be at least 1")
         self.num_images = num_images
         self.every_n_epochs = every_n_epochs
         self.key = key
+        # Off in multiruns unless asked: a dozen jobs each spending seconds per log adds up.
+        self.enabled = in_sweeps or not in_multirun()
         self.images: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
         self.labels: dict[str, list[torch.Tensor]] = {"val": [], "test": []}
 
@@ -39,7 +48,7 @@ class AttentionMapLogger(L.Callback):
         return next((lg for lg in trainer.loggers if isinstance(lg, WandbLogger)), None)
 
     def active(self, trainer: L.Trainer) -> bool:
-        return trainer.is_global_zero and self.wandb_logger(trainer) is not None
+        return self.enabled and trainer.is_global_zero and self.wandb_logger(trainer) is not None
 
     def keep(self, split: str, batch: Any, dataloader_idx: int) -> None:
         """Keep the first images of dataloader 0 of `split` (on the CPU, outside inference mode)."""

@@ -51,21 +51,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("checkpoints", nargs="+", help=".ckpt files or run dirs of convattn-train")
     parser.add_argument(
-        "-n", "--num-images", type=int, default=8, help="first N images of each run's test split"
+        "-n",
+        "--num-images",
+        type=int,
+        default=8,
+        help="first N images of each run's test split (default 8)",
     )
     parser.add_argument(
-        "--images", nargs="+", metavar="FILE", help="explain these image files instead"
+        "--images",
+        nargs="+",
+        metavar="FILE",
+        help="explain these image files instead (after the checkpoints)",
     )
-    parser.add_argument("-o", "--out", type=Path, default=Path("explain"), help="output dir")
+    parser.add_argument(
+        "-o", "--out", type=Path, default=Path("explain"), help="output dir (default ./explain)"
+    )
     parser.add_argument(
         "--deletion", action="store_true", help="also write deletion.json (test split)"
     )
     parser.add_argument(
-        "--deletion-images", type=int, default=None, help="test images for --deletion (all)"
+        "--deletion-images",
+        type=int,
+        default=None,
+        help="test images for --deletion (default: all)",
     )
     parser.add_argument("--steps", type=int, default=10, help="deletion steps (10: 0%%..100%%)")
     parser.add_argument(
-        "--fill", choices=["zero", "mean"], default="zero", help="value of deleted pixels"
+        "--fill",
+        choices=["zero", "mean"],
+        default="zero",
+        help="deleted pixels: 0 in normalised space (the training mean) or the image mean",
     )
     args = parser.parse_args(argv)
     if args.num_images < 1 or args.steps < 1:

@@ -12,6 +12,7 @@ import os
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from convattn.backbones.capture import eval_mode
@@ -94,6 +95,19 @@ def deletion_curve(
     }
 
 
+def random_maps(n: int, size: tuple[int, int], grid: int = 8, seed: int = 0) -> torch.Tensor:
+    """Seeded random maps (n, *size), uniform noise on a `grid` x `grid` lattice upsampled.
+
+    The baseline ranking for the deletion metric. Smooth like the explainers' maps (which come
+    from a 4x4 to 8x8 grid at 32 px) on purpose: deleting scattered single pixels pushes the
+    input off the data distribution faster than deleting any contiguous region, which would
+    make every map look worse than chance.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.rand(n, 1, grid, grid, generator=generator)
+    return F.interpolate(noise, size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
 def gradcam_maps(
     backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128
 ) -> torch.Tensor:
@@ -117,8 +131,8 @@ def deletion_for(
     """Deletion curve of a loaded run on its test split, ranking pixels by Grad-CAM.
 
     Grad-CAM (of the true class) is the one map every arm has, so scores compare across arms.
-    With `random_baseline`, also the curve for a seeded random ranking under "random": a
-    map's score is only meaningful relative to it (both depend on the model's accuracy).
+    With `random_baseline`, also the curve for seeded smooth random maps (`random_maps`) under
+    "random": a score is best read relative to it (both depend on the model's accuracy).
     """
     images, labels = model_ready_batches(run_datamodule(run), num_images, split="test")
     backbone = run.model.backbone
@@ -126,8 +140,7 @@ def deletion_for(
     result = deletion_curve(backbone, images, labels, maps, steps, fill)
     result |= {"arm": run.arm, "ckpt": str(run.ckpt), "map": "gradcam"}
     if random_baseline:
-        generator = torch.Generator().manual_seed(seed)
-        noise = torch.rand(labels.shape[0], *images.shape[2:], generator=generator)
+        noise = random_maps(len(labels), tuple(images.shape[2:]), seed=seed)
         result["random"] = deletion_curve(backbone, images, labels, noise, steps, fill)
     return result
 

@@ -52,9 +52,10 @@ def test_multirun_report_and_wandb_grouping(tmp_path: Path) -> None:
         assert summary["config"]["model.arm"] == job["arm"]  # the flattened config
 
     out = tmp_path / "report"
-    run_cli("convattn-report", str(sweep), "-o", str(out), cwd=tmp_path)
+    run_cli("convattn-report", str(sweep), "-o", str(out), "--deletion", "16", cwd=tmp_path)
     rows = list(csv.DictReader((out / "report.csv").open()))
     assert [r["arm"] for r in rows] == ["cnn", "vit"]
+    assert all(0.0 <= float(r["deletion_auc"]) <= 1.0 for r in rows)
     for row in rows:
         accs = [j["metrics"]["test/acc"] for j in jobs if j["arm"] == row["arm"]]
         assert int(row["n"]) == 2

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from convattn.report.collect import collect
+from convattn.report.collect import Job, collect
 from convattn.report.render import write_csv, write_markdown, write_plot
 from convattn.report.stats import paired_differences, summarise
 
@@ -24,6 +24,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="read each job's metrics.json, or its W&B offline run",
     )
     return parser.parse_args(argv)
+
+
+def add_deletion_auc(jobs: list[Job], num_images: int | None) -> None:
+    """Deletion AUC of Grad-CAM (lower = the map finds what matters) for each completed job."""
+    from convattn.explain import deletion_auc_for_run
+
+    for job in jobs:
+        if job.status == "completed" and (job.path / "checkpoints").is_dir():
+            job.facts["deletion_auc"] = deletion_auc_for_run(job.path, num_images=num_images)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.deletion:
+        add_deletion_auc(jobs, None if args.deletion < 0 else args.deletion)
     out = args.out or args.dirs[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     rows, diffs = summarise(jobs), paired_differences(jobs)

@@ -27,15 +27,16 @@ def num(x: float, fmt: str) -> str:
 def summary_table(rows: list[ArmSummary]) -> list[str]:
     lines = [
         "| arm | size | dataset | n | test acc % (mean ± std) | macro-F1 % | ECE | params (M) "
-        "| GFLOPs/img | train img/s | latency ms (b=1) | wall time s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| GFLOPs/img | train img/s | latency ms (b=1) | wall time s | deletion AUC ↓ |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r.arm} | {r.size} | {r.dataset} | {r.n} | {pct(r.acc_mean)} ± {pct(r.acc_std)} "
             f"| {pct(r.f1_mean)} | {num(r.ece_mean, '.4f')} | {num(r.params / 1e6, '.3f')} "
             f"| {num(r.gflops, '.4f')} | {num(r.train_images_per_s, '.0f')} "
-            f"| {num(r.latency_ms_b1, '.2f')} | {num(r.wall_time_s, '.0f')} |"
+            f"| {num(r.latency_ms_b1, '.2f')} | {num(r.wall_time_s, '.0f')} "
+            f"| {num(r.deletion_auc, '.3f')} |"
         )
     return lines
 

@@ -29,6 +29,7 @@ class ArmSummary:
     train_images_per_s: float
     latency_ms_b1: float
     wall_time_s: float
+    deletion_auc: float
 
 
 @dataclass

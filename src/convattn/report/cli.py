@@ -23,6 +23,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="metrics",
         help="read each job's metrics.json, or its W&B offline run",
     )
+    parser.add_argument(
+        "--deletion",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add the deletion-metric AUC of Grad-CAM on N test images per job "
+        "(0: off, -1: the whole test split; about 10 s per job on a CPU)",
+    )
     return parser.parse_args(argv)
 
 

@@ -81,6 +81,7 @@ def summarise(jobs: list[Job]) -> list[ArmSummary]:
                 train_images_per_s=mean([p.get("train_images_per_s", math.nan) for p in profile]),
                 latency_ms_b1=mean([p.get("latency_ms_b1", math.nan) for p in profile]),
                 wall_time_s=mean([j.facts.get("wall_time_s", math.nan) for j in members]),
+                deletion_auc=mean([j.facts.get("deletion_auc", math.nan) for j in members]),
             )
         )
     return rows

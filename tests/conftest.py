@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -32,6 +33,15 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
         cfg.paths.log_dir = str(output_dir / "logs")
     HydraConfig().set_config(cfg)
     return cfg
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch thread for modules of many small tensor ops: faster, and leaves a core free."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -20,14 +20,7 @@ SIZES = ("tiny", "small", "base")
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Batch-2 models gain nothing from intra-op threads, and on a shared 2-core machine
-    OpenMP threads competing with other processes made this file ~5x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(arm: str, size: str = "tiny", chans: int = 1, classes: int = 10, img: int = 32, **kw):

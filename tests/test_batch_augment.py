@@ -19,13 +19,7 @@ from convattn.data.batch_augment import (
 )
 from convattn.data.torchvision_sets import CIFAR10DataModule
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors; leave the other core alone
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -28,14 +28,7 @@ from convattn.explain.deletion import random_maps
 from convattn.explain.rollout import rollout_token_map
 from convattn.train import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small batches gain nothing from intra-op threads on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---------------------------------------------------------------- attention rollout

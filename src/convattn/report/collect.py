@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra.utils import get_class
 
 from convattn.utils.run_record import RECORD_NAME
 
@@ -34,12 +35,19 @@ def job_dirs(root: Path) -> list[Path]:
     return sorted({p.parent.parent for p in root.rglob(".hydra/config.yaml")})
 
 
+def dataset_name(target: str) -> str | None:
+    """The `name` the data module records in metrics.json, so unfinished jobs group alike."""
+    try:
+        return get_class(target).name
+    except Exception:  # an unknown or broken target: the class name is the next best label
+        return target.rsplit(".", 1)[-1].replace("DataModule", "").lower() or None
+
+
 def config_facts(job: Path) -> dict[str, Any]:
     """What a job was asked to do, from its saved config: enough to list it if it never finished."""
     cfg = yaml.safe_load((job / ".hydra" / "config.yaml").read_text()) or {}
     model, data = cfg.get("model") or {}, cfg.get("data") or {}
-    target = str(data.get("_target_", ""))
-    dataset = target.rsplit(".", 1)[-1].replace("DataModule", "").lower() or None
+    dataset = dataset_name(str(data.get("_target_", "")))
     return {
         "arm": model.get("arm"),
         "size": model.get("size"),

@@ -30,19 +30,18 @@ def sweep_name(task_name: str) -> str:
     return f"{task_name}-{Path(HydraConfig.get().sweep.dir).name}"
 
 
-def wandb_kwargs(conf: DictConfig, facts: dict[str, Any]) -> dict[str, Any]:
-    """Offline mode, group, job type, tags and name, so the W&B UI sorts runs without help."""
-    kwargs: dict[str, Any] = {
-        "job_type": conf.get("job_type") or facts["arm"],
-        "tags": sorted(
-            {*(conf.get("tags") or []), facts["arm"], str(facts["size"]), facts["dataset"]}
-        ),
-        "name": conf.get("name")
-        or f"{facts['arm']}-{facts['size']}-{facts['dataset']}-s{facts['seed']}",
-    }
+def wandb_kwargs(conf: DictConfig, facts: dict[str, Any] | None) -> dict[str, Any]:
+    """Offline mode, and with a run's `facts` its group, job type, tags and name."""
+    kwargs: dict[str, Any] = {}
     if not conf.get("offline") and wandb_should_be_offline():
         log.info("No W&B API key found: logging to W&B offline under the run dir.")
         kwargs["offline"] = True
+    if not facts:
+        return kwargs
+    arm, size, dataset = facts["arm"], facts["size"], facts["dataset"]
+    kwargs["job_type"] = conf.get("job_type") or arm
+    kwargs["tags"] = sorted({*(conf.get("tags") or []), arm, str(size), dataset})
+    kwargs["name"] = conf.get("name") or f"{arm}-{size}-{dataset}-s{facts['seed']}"
     if conf.get("group") is None and in_multirun():
         kwargs["group"] = sweep_name(facts["task"])
     return kwargs
@@ -56,8 +55,6 @@ def instantiate_loggers(
     for name, conf in (cfg or {}).items():
         if not (isinstance(conf, DictConfig) and "_target_" in conf):
             continue
-        extra = wandb_kwargs(conf, facts) if name == "wandb" and facts else {}
-        if name == "wandb" and not facts and wandb_should_be_offline():
-            extra["offline"] = True
+        extra = wandb_kwargs(conf, facts) if name == "wandb" else {}
         loggers.append(instantiate(conf, **extra))
     return loggers

@@ -8,6 +8,8 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
+from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
+from lightning.pytorch.trainer.states import TrainerFn
 from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import param_groups_weight_decay
@@ -16,6 +18,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from convattn.errors import ConvattnError, instantiate_checked
 from convattn.metrics import eval_metrics
+from convattn.resume import restore_loader_position
 from convattn.schedule import warmup_cosine
 
 
@@ -201,6 +204,18 @@ class ImageClassifier(L.LightningModule):
         self.test_per_class.reset()
         # The worst class is the number an imbalance study watches.
         self.log("test/acc_worst_class", self.per_class_accuracy.min())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning stores no RNG state; without it a resumed run augments differently.
+        checkpoint["rng_states"] = _collect_rng_states()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        resuming = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        if resuming and "rng_states" in checkpoint:
+            _set_rng_states(checkpoint["rng_states"])
+
+    def on_train_start(self) -> None:
+        restore_loader_position(self.trainer)
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt_cfg = dict(self.hparams.optimizer)

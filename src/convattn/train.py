@@ -21,6 +21,7 @@ from convattn.distributed import (
     write_rank_config,
 )
 from convattn.errors import instantiate_checked
+from convattn.resume import resume_checkpoint
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from convattn.utils.quiet import quiet_libraries
@@ -49,6 +50,18 @@ def test_checkpoint(trainer: L.Trainer) -> str | None:
     return getattr(callback, "best_model_path", None) or None
 
 
+def fit_checkpoint(cfg: DictConfig) -> str | None:
+    """`ckpt_path` if given, else the run dir's own newest checkpoint (a requeued or restarted
+    run), else None: a fresh start."""
+    if cfg.get("ckpt_path"):
+        return cfg.ckpt_path
+    found = resume_checkpoint(cfg.paths.output_dir)
+    if found is None:
+        return None
+    log.info("Resuming from this run's own checkpoint %s", found)
+    return str(found)
+
+
 @task_wrapper
 def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.time()
@@ -70,7 +83,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     with job_process_group(cfg.paths.output_dir):  # DDP ranks started by fit() run this job
         if cfg.get("train"):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            trainer.fit(
+                model, datamodule=datamodule, ckpt_path=fit_checkpoint(cfg), weights_only=False
+            )
         train_time = time.time() - start
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         best_ckpt = test_checkpoint(trainer)

@@ -12,6 +12,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
+from convattn.resume import wandb_run_id
 from convattn.utils.task import in_multirun
 from convattn.utils.wandb_mode import wandb_should_be_offline
 
@@ -31,11 +32,14 @@ def sweep_name(task_name: str) -> str:
 
 
 def wandb_kwargs(conf: DictConfig, facts: dict[str, Any] | None) -> dict[str, Any]:
-    """Offline mode, and with a run's `facts` its group, job type, tags and name."""
+    """Offline mode, the run dir's run id, and with a run's `facts` its group, job type, tags
+    and name."""
     kwargs: dict[str, Any] = {}
     if not conf.get("offline") and wandb_should_be_offline():
         log.info("No W&B API key found: logging to W&B offline under the run dir.")
         kwargs["offline"] = True
+    if conf.get("id") is None:
+        kwargs["id"] = wandb_run_id(conf.save_dir)
     if not facts:
         return kwargs
     arm, size, dataset = facts["arm"], facts["size"], facts["dataset"]

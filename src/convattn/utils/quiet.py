@@ -12,6 +12,7 @@ NOISY_WARNINGS = (
     r".*does not have many workers.*",  # in-memory datasets need no workers
     r".*Trainer already configured with model summary callbacks.*",
     r".*`weights_only` was not set.*",
+    r".*set_vital.*is deprecated.*",  # torchdata calls a torch API that torch retired
 )
 
 

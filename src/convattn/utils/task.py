@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from convattn.errors import find_user_error
@@ -66,6 +68,9 @@ def task_wrapper(
                 report = log.error if find_user_error(err) else log.exception
                 report(f"Job failed, the sweep goes on ({cfg.paths.output_dir}): {err}")
                 return {}
+            if isinstance(err, SIGTERMException):  # a bare SystemExit would exit 0: "done"
+                log.warning(f"Stopped by SIGTERM; run again in {cfg.paths.output_dir} to resume.")
+                raise SystemExit(128 + signal.SIGTERM) from err
             raise
         finally:
             finish_wandb(exit_code)

@@ -10,6 +10,7 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from convattn.classifier import ImageClassifier
@@ -22,6 +23,7 @@ from convattn.distributed import (
 )
 from convattn.errors import instantiate_checked
 from convattn.resume import resume_checkpoint
+from convattn.slurm import cluster_environment, requeue_on_signal
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from convattn.utils.quiet import quiet_libraries
@@ -70,9 +72,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
     facts = run_facts(cfg, model, datamodule)
     loggers = instantiate_loggers(cfg.get("logger"), facts)
+    environment = cluster_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes", 1))
     trainer: L.Trainer = instantiate(
-        cfg.trainer, callbacks=instantiate_callbacks(cfg.get("callbacks")), logger=loggers
+        cfg.trainer,
+        callbacks=instantiate_callbacks(cfg.get("callbacks")),
+        logger=loggers,
+        plugins=[environment] if environment else None,
     )
+    # Lightning guessed the rank at import from RANK / SLURM_PROCID; the trainer knows it.
+    rank_zero_only.rank = trainer.global_rank
     datamodule.batch_size = per_device_batch_size(datamodule.batch_size, trainer.world_size)
     if cfg.get("profile") and trainer.is_global_zero:
         facts["profile"] = profile_backbone(
@@ -83,9 +91,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     with job_process_group(cfg.paths.output_dir):  # DDP ranks started by fit() run this job
         if cfg.get("train"):
-            trainer.fit(
-                model, datamodule=datamodule, ckpt_path=fit_checkpoint(cfg), weights_only=False
-            )
+            with requeue_on_signal(trainer):
+                trainer.fit(
+                    model, datamodule=datamodule, ckpt_path=fit_checkpoint(cfg), weights_only=False
+                )
         train_time = time.time() - start
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
         best_ckpt = test_checkpoint(trainer)

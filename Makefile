@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev train test test-fast lint format bench clean
+.PHONY: help install install-dev train test test-fast lint format bench clean slurm-start slurm-stop
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,11 +33,16 @@ install-dev: $(VENV)/.installed-dev  ## install with the dev extra (pytest, ruff
 train: install  ## train the default job (resnet on embedded digits); extra Hydra overrides via ARGS="..."
 	$(VENV)/bin/convattn-train $(ARGS)
 
-test: install-dev  ## ruff + the whole test suite (what CI runs)
-	$(VENV)/bin/ruff check src tests scripts
-	$(PY) -m pytest $(ARGS)
+# The Slurm tests need the local cluster: started for the run (and stopped after) unless it
+# is already up. Starting it installs Debian's Slurm packages once (root, or sudo).
+SLURM := $(if $(filter 0,$(shell id -u)),,sudo) scripts/slurm_local.sh
 
-test-fast: install-dev  ## skip tests marked slow
+test: install-dev  ## ruff + the whole test suite, with a local Slurm cluster (what CI runs)
+	$(VENV)/bin/ruff check src tests scripts
+	@if $(SLURM) status >/dev/null 2>&1; then $(PY) -m pytest $(ARGS); \
+	else $(SLURM) start && { $(PY) -m pytest $(ARGS); status=$$?; $(SLURM) stop; exit $$status; }; fi
+
+test-fast: install-dev  ## skip tests marked slow (and so the Slurm tests)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
 lint: install-dev  ## ruff check + format check
@@ -50,6 +55,12 @@ format: install-dev  ## apply ruff fixes and formatting
 
 bench: install  ## framework overhead vs a plain PyTorch loop
 	$(PY) scripts/bench_overhead.py
+
+slurm-start:  ## start the local Slurm cluster (two fake nodes on this host)
+	$(SLURM) start
+
+slurm-stop:  ## stop it
+	$(SLURM) stop
 
 clean:  ## remove logs and caches (keeps .venv)
 	rm -rf logs multirun outputs wandb .pytest_cache .ruff_cache

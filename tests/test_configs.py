@@ -69,3 +69,19 @@ def test_run_dirs_are_unique_within_a_second(train_cfg) -> None:
     hydra_dirs = OmegaConf.to_container(train_cfg().hydra, resolve=False)
     assert "%f" in hydra_dirs["run"]["dir"]  # microseconds
     assert "%f" in hydra_dirs["sweep"]["dir"]
+
+
+@pytest.mark.parametrize("trainer", ["default", "ddp_cpu", "ddp"])
+def test_slurm_launcher_shapes_the_trainer(train_cfg, trainer: str) -> None:
+    local = train_cfg([f"trainer={trainer}"]).trainer
+    assert (
+        local.num_nodes == 1 and local.devices == {"default": 1, "ddp_cpu": 2, "ddp": -1}[trainer]
+    )
+    cfg = train_cfg(
+        [f"trainer={trainer}", "hydra/launcher=slurm", "hydra.launcher.nodes=2",
+         "hydra.launcher.tasks_per_node=4"]
+    )  # fmt: skip
+    assert (cfg.trainer.num_nodes, cfg.trainer.devices) == (2, 4)
+    launcher = cfg.hydra.launcher
+    assert launcher.submitit_folder.startswith(cfg.hydra.sweep.dir)  # fresh per sweep
+    assert launcher.signal_delay_s > 0 and launcher.max_num_timeout > 0

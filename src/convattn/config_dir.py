@@ -13,7 +13,6 @@ _REPO_CONF = _PACKAGE.parents[1] / "conf"
 CONFIG_DIR = str(_REPO_CONF if (_REPO_CONF / "train.yaml").is_file() else _PACKAGE / "conf")
 
 
-
 def from_launcher(key: str, default: Any) -> Any:
     """`hydra.launcher.<key>` when the launcher has it (Slurm's nodes, tasks_per_node), else
     `default`: the trainer config takes its shape from hydra/launcher=slurm."""

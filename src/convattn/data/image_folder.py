@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from convattn.data.image_files import RGBImageFolder, check_tree, find_corrupt
 from convattn.data.imbalance import balanced_sampler, check_imbalance, long_tail_indices
+from convattn.data.resumable import resumable_loader
 from convattn.data.splits import stratified_holdout
 from convattn.errors import ConvattnError
 
@@ -193,10 +194,10 @@ class ImageFolderDataModule(L.LightningDataModule):
         sampler = None
         if train and self.hparams.balanced_sampler:
             sampler = balanced_sampler(torch.as_tensor(dataset.targets), self.num_classes)
-        return DataLoader(
+        return resumable_loader(
             dataset,
             batch_size=batch_size,
-            shuffle=train and sampler is None,
+            shuffle=train,
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,  # no worker start-up cost every epoch

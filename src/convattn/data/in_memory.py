@@ -14,11 +14,10 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from torchdata.stateful_dataloader import StatefulDataLoader
-from torchdata.stateful_dataloader.sampler import RandomSampler
 
 from convattn.data.batch_augment import BatchTransform
 from convattn.data.imbalance import balanced_sampler, check_imbalance, long_tail_indices
+from convattn.data.resumable import resumable_loader
 from convattn.errors import ConvattnError
 
 log = logging.getLogger("convattn")
@@ -172,18 +171,11 @@ class InMemoryDataModule(L.LightningDataModule):
         sampler = None
         if split == "train" and self.hparams.balanced_sampler:
             sampler = balanced_sampler(dataset.labels, self.num_classes)
-        elif shuffle:
-            # Its own generator: the order depends on the run's seed alone, never on how many
-            # random numbers were drawn before, and its state is saved with the loader's.
-            generator = torch.Generator().manual_seed(torch.initial_seed())
-            sampler = RandomSampler(dataset, generator=generator)
-        # Stateful: Lightning saves the loader's position in every checkpoint, so a run resumed
-        # mid-epoch sees exactly the batches it had not seen yet.
-        return StatefulDataLoader(
+        return resumable_loader(
             dataset,
             batch_size=batch_size,
+            shuffle=shuffle,
             sampler=sampler,
-            generator=torch.Generator(),  # worker seeds: keeps the global RNG untouched
             collate_fn=keep_batch,
             # A last training batch of one image would break BatchNorm; drop only that one.
             drop_last=split == "train" and len(dataset) % batch_size == 1,

@@ -137,3 +137,20 @@ def test_usr1_requeues_and_resumes_with_the_same_step_count(tmp_path: Path) -> N
     assert steps == [4 * STEPS_PER_EPOCH] * 2
     resumed = torch.load(sweep / "0/checkpoints/last.ckpt", weights_only=False)
     assert resumed["global_step"] == 4 * STEPS_PER_EPOCH
+
+
+def test_sbatch_template_trains_in_a_run_dir_named_after_the_job(tmp_path: Path) -> None:
+    (tmp_path / "logs" / "slurm").mkdir(parents=True)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # sbatch exports it
+    template = Path(__file__).parents[1] / "scripts" / "slurm_train.sbatch"
+    out = subprocess.run(
+        ["sbatch", "--wait", "--parsable", "--partition=debug", "--cpus-per-task=1", str(template),
+         "trainer.max_epochs=1", "+trainer.limit_train_batches=4", "logger=csv", "profile=false"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    job_id = out.stdout.strip().split(";")[0]
+    slurm_out = tmp_path / "logs" / "slurm" / f"{job_id}.out"
+    assert out.returncode == 0, slurm_out.read_text()[-3000:] if slurm_out.exists() else out.stderr
+    record = read_json(tmp_path / "logs" / "slurm" / job_id / "metrics.json")
+    assert record["status"] == "completed" and record["global_step"] == 4
+    assert settled(job_id) == ["COMPLETED"]

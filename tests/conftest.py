@@ -83,6 +83,12 @@ def only_run_dir(root: Path, task: str = "train") -> Path:
     return runs[0]
 
 
+def only_sweep_dir(root: Path, task: str = "train") -> Path:
+    sweeps = list((root / "logs" / task / "multiruns").iterdir())
+    assert len(sweeps) == 1, sweeps
+    return sweeps[0]
+
+
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import only_run_dir, read_json, run_cli
+from conftest import only_run_dir, only_sweep_dir, read_json, run_cli
 
 from convattn.distributed import child_rank_argv, per_device_batch_size
 from convattn.errors import ConvattnError
@@ -61,11 +61,10 @@ def test_ddp_jobs_in_a_multirun_keep_their_own_config(tmp_path: Path) -> None:
         *SHORT,
         cwd=tmp_path,
     )
-    sweeps = list((tmp_path / "logs" / "train" / "multiruns").iterdir())
-    assert len(sweeps) == 1, "a child rank re-walked the sweep"
+    sweep = only_sweep_dir(tmp_path)  # a second one: a child rank re-walked the sweep
     assert not (tmp_path / "logs" / "train" / "runs").exists()
     for job, lr in (("0", 1e-3), ("1", 3e-3)):
-        assert read_json(sweeps[0] / job / "metrics.json")["status"] == "completed"
+        assert read_json(sweep / job / "metrics.json")["status"] == "completed"
         for rank in (0, 1):
-            cfg = yaml.safe_load((sweeps[0] / job / "ranks" / f"rank{rank}.yaml").read_text())
+            cfg = yaml.safe_load((sweep / job / "ranks" / f"rank{rank}.yaml").read_text())
             assert cfg["recipe"]["optimizer"]["lr"] == lr, (job, rank)

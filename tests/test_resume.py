@@ -38,10 +38,6 @@ def train(tmp_path: Path, run_dir: Path, *extra: str, check: bool = True):
     )  # fmt: skip
 
 
-def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-
-
 @pytest.mark.slow
 def test_sigterm_mid_epoch_and_restart_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     train(tmp_path, tmp_path / "whole", "logger=csv")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BIN, read_json, run_cli
+from conftest import BIN, only_sweep_dir, read_json, run_cli
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -40,12 +40,6 @@ def slurm_cluster() -> None:
         if os.environ.get("CI"):
             pytest.fail(message)  # CI starts it: missing there is a failure, not a skip
         pytest.skip(message)
-
-
-def sweep_dir(tmp_path: Path) -> Path:
-    sweeps = list((tmp_path / "logs" / "train" / "multiruns").iterdir())
-    assert len(sweeps) == 1, sweeps
-    return sweeps[0]
 
 
 def sacct(job_id: str, fields: str) -> list[str]:
@@ -76,7 +70,7 @@ def slurm_job_ids(sweep: Path) -> list[str]:
 def test_a_sweep_of_two_jobs_runs_as_slurm_jobs(tmp_path: Path) -> None:
     run_cli("convattn-train", "-m", *JOB, "seed=0,1", "trainer.max_epochs=1",
             "+trainer.limit_train_batches=4", cwd=tmp_path)  # fmt: skip
-    sweep = sweep_dir(tmp_path)
+    sweep = only_sweep_dir(tmp_path)
     for job in ("0", "1"):
         record = read_json(sweep / job / "metrics.json")
         assert record["status"] == "completed" and record["seed"] == int(job)
@@ -90,7 +84,7 @@ def test_two_node_ddp_job_on_two_fake_nodes(tmp_path: Path) -> None:
     run_cli("convattn-train", "-m", *JOB, "trainer=ddp_cpu", "hydra.launcher.tasks_per_node=1",
             "hydra.launcher.nodes=2", "trainer.max_epochs=1", "+trainer.limit_train_batches=4",
             cwd=tmp_path)  # fmt: skip
-    sweep = sweep_dir(tmp_path)
+    sweep = only_sweep_dir(tmp_path)
     record = read_json(sweep / "0" / "metrics.json")
     assert record["status"] == "completed"
     assert sorted(p.name for p in (sweep / "0" / "ranks").iterdir()) == ["rank0.yaml", "rank1.yaml"]

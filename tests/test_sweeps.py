@@ -9,7 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import yaml
-from conftest import read_json, run_cli, wandb_records
+from conftest import only_sweep_dir, read_json, run_cli, wandb_records
 from test_train import wandb_summary
 
 SHORT = [
@@ -26,15 +26,10 @@ def wandb_run_record(run_dir: Path) -> dict:
     return next(r["run"] for r in wandb_records(offline) if r["type"] == "run")
 
 
-def sweep_dir(root: Path, task: str = "train") -> Path:
-    (found,) = (root / "logs" / task / "multiruns").iterdir()
-    return found
-
-
 @pytest.mark.slow
 def test_multirun_report_and_wandb_grouping(tmp_path: Path) -> None:
     run_cli("convattn-train", "-m", "model=cnn,vit", "seed=0,1", *SHORT, cwd=tmp_path)
-    sweep = sweep_dir(tmp_path)
+    sweep = only_sweep_dir(tmp_path)
     jobs = [read_json(p) for p in sorted(sweep.glob("*/metrics.json"))]
     assert len(jobs) == 4 and {j["status"] for j in jobs} == {"completed"}
 
@@ -78,7 +73,7 @@ def test_failing_job_is_reported_and_the_sweep_goes_on(tmp_path: Path) -> None:
         *SHORT,
         cwd=tmp_path,
     )
-    sweep = sweep_dir(tmp_path)
+    sweep = only_sweep_dir(tmp_path)
     statuses = [read_json(sweep / str(i) / "metrics.json")["status"] for i in range(3)]
     assert statuses == ["completed", "failed", "completed"]
     out = tmp_path / "report"
@@ -99,7 +94,7 @@ def test_optuna_search_records_best_trial(tmp_path: Path) -> None:
         *SHORT,
         cwd=tmp_path,
     )
-    sweep = sweep_dir(tmp_path)
+    sweep = only_sweep_dir(tmp_path)
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     values = [read_json(p)["metrics"]["val/acc_best"] for p in sweep.glob("*/metrics.json")]
     assert len(values) == 3

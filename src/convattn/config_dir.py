@@ -1,4 +1,4 @@
-"""Where the Hydra configs live: the repo's conf/ (editable install) or the wheel's copy."""
+"""Where the Hydra configs live (repo conf/ or the wheel's copy), and the resolver they use."""
 
 from pathlib import Path
 from typing import Any

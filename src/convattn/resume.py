@@ -17,9 +17,10 @@ from lightning.pytorch.utilities import rank_zero_only
 
 log = logging.getLogger("convattn")
 
-# Written by ModelCheckpoint (last), OnExceptionCheckpoint (SIGTERM, Ctrl-C, errors) and
-# Lightning's Slurm requeue handler (hpc_ckpt_N in the trainer's root dir).
-RESUME_PATTERNS = ("checkpoints/last.ckpt", "checkpoints/on_exception.ckpt", "hpc_ckpt_*.ckpt")
+# Written by ModelCheckpoint (last) and OnExceptionCheckpoint (SIGTERM, Slurm's warning signal,
+# Ctrl-C, errors). Lightning's own hpc_ckpt_N is never written: convattn.slurm turns its Slurm
+# requeue handler off.
+RESUME_PATTERNS = ("checkpoints/last.ckpt", "checkpoints/on_exception.ckpt")
 WANDB_ID_FILE = "wandb_run_id"
 
 

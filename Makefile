@@ -34,12 +34,17 @@ train: install  ## train the default job (resnet on embedded digits); extra Hydr
 	$(VENV)/bin/convattn-train $(ARGS)
 
 # The Slurm tests need the local cluster: started for the run (and stopped after) unless it
-# is already up. Starting it installs Debian's Slurm packages once (root, or sudo).
-SLURM := $(if $(filter 0,$(shell id -u)),,sudo) scripts/slurm_local.sh
+# is already up. Its config and state live in one dir that `stop` removes; clients find it
+# through SLURM_CONF, exported here for pytest. Packages the tests need (Slurm's among them)
+# are installed once by scripts/install_debian_packages.sh (root, or it asks sudo).
+SUDO  := $(if $(filter 0,$(shell id -u)),,sudo)
+SLURM := $(SUDO) $(if $(CONVATTN_SLURM_DIR),CONVATTN_SLURM_DIR=$(CONVATTN_SLURM_DIR)) scripts/slurm_local.sh
 
 test: install-dev  ## ruff + the whole test suite, with a local Slurm cluster (what CI runs)
 	$(VENV)/bin/ruff check src tests scripts
-	@if $(SLURM) status >/dev/null 2>&1; then $(PY) -m pytest $(ARGS); \
+	scripts/install_debian_packages.sh
+	@eval "$$(scripts/slurm_local.sh env)"; \
+	if $(SLURM) status >/dev/null 2>&1; then $(PY) -m pytest $(ARGS); \
 	else $(SLURM) start && { $(PY) -m pytest $(ARGS); status=$$?; $(SLURM) stop; exit $$status; }; fi
 
 test-fast: install-dev  ## skip tests marked slow (and so the Slurm tests)

@@ -81,7 +81,7 @@ def plain_epochs(arm: str, size: str, epochs: int) -> list[float]:
     dm.setup()
     model = make_classifier(arm, size, dm).backbone
     opt = torch.optim.AdamW(param_groups_weight_decay(model, 0.05), lr=2e-3)
-    images, labels = dm.splits["train"].images, dm.splits["train"].labels
+    images, labels = dm.datasets["train"].images, dm.datasets["train"].labels
     times = []
     for _ in range(epochs):
         start = time.perf_counter()

@@ -4,18 +4,32 @@
 #
 #   scripts/slurm_local.sh start    # install packages if needed, start, wait
 #   scripts/slurm_local.sh status   # daemon PIDs + sinfo; non-zero if down
-#   scripts/slurm_local.sh stop     # cancel jobs, stop every daemon we started
+#   scripts/slurm_local.sh env      # prints `export SLURM_CONF=...`
+#   scripts/slurm_local.sh stop     # cancel jobs, stop the daemons, remove
+#                                   # the state dir
 #
-# Needs root: it writes /etc/slurm/*.conf (where sbatch/srun/sacct/submitit
-# look by default, so test processes need no extra environment) and runs the
-# daemons as root (SlurmUser=root), so that jobs of any user can be launched.
-# Run it with `sudo` on a CI runner; pass CONVATTN_SLURM_DIR through sudo
-# (`sudo CONVATTN_SLURM_DIR=... scripts/slurm_local.sh start`) if you set it.
+# Everything lives in ONE state dir (CONVATTN_SLURM_DIR, default
+# /tmp/convattn-slurm): slurm.conf, slurmdbd.conf and task_prolog.sh, made on
+# every start from the templates in scripts/slurm/, plus PID files, logs,
+# spool dirs, the MariaDB data dir and socket, munge key and socket. Nothing
+# outside it is written (no /etc/hosts, no /etc/slurm), and `stop` removes it
+# completely; only the Debian packages stay (scripts/install_debian_packages.sh).
 #
-# Everything mutable (PID files, logs, spool dirs, MariaDB data dir and
-# socket, munge key and socket) lives in one state dir, so `stop` followed by
-# `rm -rf "$CONVATTN_SLURM_DIR"` leaves nothing behind but the two config
-# files and a line in /etc/hosts.
+# Slurm finds its config through SLURM_CONF, so every client needs it:
+#   eval "$(scripts/slurm_local.sh env)"   # then sbatch, srun, sacct, squeue,
+#                                          # submitit, convattn-train -m ...
+# `make test` exports it for pytest. The daemons get it too (and -f where
+# they take it); slurmd puts it into every job's environment, so srun and
+# `scontrol requeue` inside a job find the cluster as well. Nothing resolves
+# a host name: nodes and controller are 127.0.0.1 in slurm.conf, and
+# task_prolog.sh gives jobs MASTER_ADDR=127.0.0.1, for which Lightning would
+# otherwise look up the first node's name (multi-node DDP).
+#
+# Needs root: it runs the daemons as root (SlurmUser=root), so that jobs of
+# any user can be launched. Run it with `sudo` on a CI runner; pass
+# CONVATTN_SLURM_DIR through sudo (`sudo CONVATTN_SLURM_DIR=...
+# scripts/slurm_local.sh start`) if you set it. `status` and `env` work
+# without root.
 #
 # Built for Debian 12 (Slurm 22.05, MariaDB 10.11, munge 0.5.15) without
 # systemd and without cgroups: process tracking is by /proc, no task plugin.
@@ -24,26 +38,25 @@ set -euo pipefail
 # sudo and cron strip /usr/sbin from PATH; the daemons live there.
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
 
+SCRIPTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TEMPLATE_DIR="$SCRIPTS_DIR/slurm"
 # Canonical path: it is also the marker in the daemons' environment, so
 # /tmp/x and /tmp/x/ must name the same cluster.
 STATE_DIR=$(realpath -m "${CONVATTN_SLURM_DIR:-/tmp/convattn-slurm}")
-CLUSTER=convattn
-PARTITION=debug
-NODES=(node1 node2)
-# Slurm's default ports for controller (6817), node1's slurmd (6818) and
-# slurmdbd (6819); node2's slurmd needs a port of its own on the same host.
-CTLD_PORT=6817
-DBD_PORT=6819
-declare -A NODE_PORT=([node1]=6818 [node2]=6820)
-CPUS_PER_NODE=2 # oversubscribing a smaller host is fine for tests
-SLURM_CONF_FILE=/etc/slurm/slurm.conf
-DBD_CONF=/etc/slurm/slurmdbd.conf
-# First line of every file we write, and the test for "ours, may overwrite".
-MARKER="# Written by convattn scripts/slurm_local.sh -- regenerated on every start, do not edit."
+# The Slurm client tools this script runs must read exactly this cluster's
+# config, whatever the caller's SLURM_CONF (e.g. when called from a job).
+export SLURM_CONF="$STATE_DIR/slurm.conf"
+DBD_CONF="$STATE_DIR/slurmdbd.conf"
+# Present in a state dir this script made: the only kind it will remove.
+STAMP="$STATE_DIR/.convattn-slurm"
+# slurm.conf.in is the one place that names the cluster and its nodes.
+CLUSTER=$(sed -n 's/^ClusterName=//p' "$TEMPLATE_DIR/slurm.conf.in")
+mapfile -t NODES < <(sed -n 's/^NodeName=\([^ ]*\) .*/\1/p' "$TEMPLATE_DIR/slurm.conf.in")
 # Bounded waits (seconds).
 READY_TIMEOUT=${CONVATTN_SLURM_READY_TIMEOUT:-60}
 STOP_TIMEOUT=15
 
+# The layout the templates use (@STATE_DIR@/...).
 MUNGE_DIR="$STATE_DIR/munge"
 MUNGE_SOCKET="$MUNGE_DIR/munge.socket.2"
 DB_DIR="$STATE_DIR/mysql"
@@ -54,10 +67,6 @@ SPOOL_DIR="$STATE_DIR/spool"
 
 # Daemons in start order; stop walks this list backwards.
 DAEMONS=(munged mariadbd slurmdbd slurmctld "${NODES[@]/#/slurmd-}")
-
-# The Slurm client tools must read exactly our config: a leftover SLURM_CONF
-# (e.g. when called from inside a job) would point them elsewhere.
-unset SLURM_CONF
 
 log() { printf 'slurm_local: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -105,12 +114,13 @@ daemon_pid() {
 # own session, and record its PID ourselves (no reliance on the daemon's own
 # PID file, which is written late and removed on exit). `env -i` gives it a
 # clean environment (nothing of the caller's SLURM_*/CUDA_* leaks into the
-# daemons) plus the ownership marker that is_ours() and stop look for. In a
-# non-interactive shell a background job is not a process-group leader, so
-# setsid execs without forking and $! is the daemon itself.
+# daemons) plus SLURM_CONF and the ownership marker that is_ours() and stop
+# look for. In a non-interactive shell a background job is not a
+# process-group leader, so setsid execs without forking and $! is the daemon
+# itself.
 launch() {
     local name=$1; shift
-    env -i PATH="$PATH" HOME=/root LANG=C.UTF-8 \
+    env -i PATH="$PATH" HOME=/root LANG=C.UTF-8 SLURM_CONF="$SLURM_CONF" \
         CONVATTN_SLURM_OWNER="$STATE_DIR" MYSQL_UNIX_PORT="$DB_SOCKET" \
         setsid "$@" </dev/null >>"$LOG_DIR/$name.out" 2>&1 &
     echo $! >"$(pid_file "$name")"
@@ -187,179 +197,44 @@ stray_pids() {
     return 0
 }
 
-# --------------------------------------------------------------- packages
-
-install_packages() {
-    local missing=() b
-    for b in slurmctld slurmd slurmdbd sbatch srun scontrol sacct sacctmgr \
-        sinfo squeue scancel munged mungekey mariadbd mariadb-install-db \
-        mariadb-admin; do
-        command -v "$b" >/dev/null 2>&1 || missing+=("$b")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    log "missing ${missing[*]}; installing Debian packages"
-    # Keep the packages' own services from starting (we run our own
-    # daemons with our own config); policy-rc.d is honoured by both
-    # invoke-rc.d and deb-systemd-invoke. Only add one if none exists.
-    local policy=/usr/sbin/policy-rc.d added_policy=0
-    if [[ ! -e $policy ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        added_policy=1
-    fi
-    local rc=0
-    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-        slurmctld slurmd slurm-client munge slurmdbd mariadb-server || rc=$?
-    ((added_policy)) && rm -f "$policy"
-    ((rc == 0)) || die "apt-get failed (rc=$rc)"
-}
-
 # ----------------------------------------------------------------- config
 
-# Write a file only if its content changed; refuse to clobber a file this
-# script did not write (a real cluster's config) unless told to.
-write_config() {
-    local path=$1 mode=$2 content=$3 tmp
-    if [[ -e $path ]] && ! head -n 1 "$path" | grep -qxF "$MARKER"; then
-        if [[ ${CONVATTN_SLURM_OVERWRITE:-0} == 1 ]]; then
-            log "moving foreign $path to $path.orig"
-            mv -f "$path" "$path.orig"
-        else
-            die "$path exists and was not written by this script; set CONVATTN_SLURM_OVERWRITE=1 to move it aside"
-        fi
+# Copy a template to the state dir, replacing each @NAME@ by the value of a
+# NAME=value argument; a placeholder left without a value is an error.
+render() {
+    local template=$1 out=$2 mode=$3 text kv name; shift 3
+    text=$(<"$template")
+    for kv in "$@"; do
+        name=${kv%%=*}
+        text=${text//"@$name@"/"${kv#*=}"}
+    done
+    if [[ $text =~ @[A-Z_]+@ ]]; then
+        die "$template: no value for ${BASH_REMATCH[0]}"
     fi
-    if [[ -e $path ]] && [[ $(cat "$path") == "$content" ]]; then
-        chmod "$mode" "$path"
-        return 0
-    fi
-    mkdir -p "$(dirname "$path")"
-    # Atomic replace: a client reading the file never sees half of it.
-    tmp=$(mktemp "$path.XXXXXX")
-    printf '%s\n' "$content" >"$tmp"
-    chmod "$mode" "$tmp"
-    mv -f "$tmp" "$path"
+    printf '%s\n' "$text" >"$out"
+    chmod "$mode" "$out"
 }
 
-write_configs() {
-    local host mem_mb node nodes_csv
-    host=$(hostname -s)
+render_configs() {
+    local mem_mb
     # Each fake node claims half the host's memory, so --mem requests that
     # fit the node also fit the machine.
     mem_mb=$(awk '/^MemTotal:/ {print int($2 / 1024 / 2)}' /proc/meminfo)
-    nodes_csv=$(IFS=,; echo "${NODES[*]}")
-
-    local node_lines=""
-    for node in "${NODES[@]}"; do
-        # Both nodes are this host; slurmd -N <name> picks its line, the
-        # distinct Port lets both listen. NodeAddr avoids relying on DNS.
-        node_lines+="NodeName=$node NodeHostname=localhost NodeAddr=127.0.0.1 Port=${NODE_PORT[$node]} CPUs=$CPUS_PER_NODE RealMemory=$mem_mb State=UNKNOWN"$'\n'
-    done
-
-    write_config "$SLURM_CONF_FILE" 644 "$MARKER
-# Local test cluster, state in $STATE_DIR.
-ClusterName=$CLUSTER
-# The controller runs here; the explicit address avoids needing DNS for \`$host\`.
-SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$CTLD_PORT
-# Root daemons: no service users or file ownership to set up, and slurmd must
-# be root anyway to run jobs as the submitting user.
-SlurmUser=root
-SlurmdUser=root
-# munged runs from the state dir, so every Slurm component is told its socket.
-# cred_expire (default 120, minimum 5) is also how long a requeued job waits
-# before it may start again; 10s keeps requeue tests short while leaving a
-# busy host ample time to verify a fresh launch credential.
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCKET,cred_expire=10
-StateSaveLocation=$SPOOL_DIR/slurmctld
-# %n: one spool dir / pid file / log per slurmd (both run on this host).
-SlurmdSpoolDir=$SPOOL_DIR/slurmd-%n
-SlurmctldPidFile=$STATE_DIR/run/slurmctld.pid
-SlurmdPidFile=$STATE_DIR/run/slurmd-%n.pid
-SlurmctldLogFile=$LOG_DIR/slurmctld.log
-SlurmdLogFile=$LOG_DIR/slurmd-%n.log
-SlurmctldDebug=info
-SlurmdDebug=info
-# No systemd and no usable cgroups: track job processes through /proc and
-# do no CPU binding.
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
-MpiDefault=none
-SwitchType=switch/none
-LaunchType=launch/slurm
-# Share nodes by CPU; memory is not a consumable resource.
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-# Fake nodes: trust this file's CPUs/RealMemory rather than draining a node
-# whose hardware (e.g. a 1-core CI box) reports less.
-SlurmdParameters=config_overrides
-# Schedule immediately: without batch_sched_delay=0 each batch job waits ~3s,
-# and the periodic passes run every second instead of every 30-60s.
-SchedulerType=sched/backfill
-SchedulerParameters=batch_sched_delay=0,sched_interval=1,bf_interval=1,sched_min_interval=0
-# Requests no partition can satisfy are rejected at submit instead of
-# pending forever (a test would hang).
-EnforcePartLimits=ALL
-# Tests requeue jobs (scancel --signal=USR1, then scontrol requeue).
-JobRequeue=1
-# Short timeouts so cancelled jobs and finished records go away quickly.
-KillWait=5
-MinJobAge=5
-InactiveLimit=0
-Waittime=0
-# Fast failure detection but tolerant of a busy 2-core host.
-SlurmctldTimeout=30
-SlurmdTimeout=30
-MessageTimeout=10
-# A node that was DOWN (e.g. slurmd restarted) returns once it registers.
-ReturnToService=2
-# Accounting is required: submitit polls sacct for the state of finished,
-# cancelled and killed jobs and waits forever without it.
-AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=127.0.0.1
-AccountingStoragePort=$DBD_PORT
-# Connections to slurmdbd do not use AuthInfo but this munge socket.
-AccountingStoragePass=$MUNGE_SOCKET
-JobCompType=jobcomp/none
-# No mail on this host; a no-op MailProg stops slurmctld logging an error.
-MailProg=/bin/true
-${node_lines}PartitionName=$PARTITION Nodes=$nodes_csv Default=YES MaxTime=INFINITE State=UP"
-
-    # slurmdbd refuses a config readable by others (it holds DB credentials).
-    write_config "$DBD_CONF" 600 "$MARKER
-# Local test cluster, state in $STATE_DIR.
-AuthType=auth/munge
-AuthInfo=socket=$MUNGE_SOCKET
-DbdHost=localhost
-DbdAddr=127.0.0.1
-DbdPort=$DBD_PORT
-SlurmUser=root
-PidFile=$STATE_DIR/run/slurmdbd.pid
-LogFile=$LOG_DIR/slurmdbd.log
-DebugLevel=info
-# MariaDB listens only on a unix socket in the state dir (no TCP port to
-# clash with). Slurm has no socket option: libmariadb takes the path from
-# MYSQL_UNIX_PORT, which launch() sets. Root connects by unix_socket auth.
-StorageType=accounting_storage/mysql
-StorageHost=localhost
-StorageUser=root
-StorageLoc=slurm_acct_db"
+    render "$TEMPLATE_DIR/slurm.conf.in" "$SLURM_CONF" 644 \
+        STATE_DIR="$STATE_DIR" CTLD_HOST="$(hostname -s)" MEM_MB="$mem_mb"
+    render "$TEMPLATE_DIR/slurmdbd.conf.in" "$DBD_CONF" 600 STATE_DIR="$STATE_DIR"
+    install -m 755 "$TEMPLATE_DIR/task_prolog.sh" "$STATE_DIR/task_prolog.sh"
 }
 
-# Lightning and submitit use the first node name of SLURM_NODELIST as
-# MASTER_ADDR, so node1/node2 must resolve (to this host). Append rather than
-# rewrite: /etc/hosts is often a bind mount that cannot be replaced.
-ensure_hosts() {
-    local node missing=()
-    for node in "${NODES[@]}"; do
-        [[ $(getent ahostsv4 "$node" 2>/dev/null | awk 'NR==1 {print $1}') == 127.0.0.1 ]] ||
-            missing+=("$node")
-    done
-    ((${#missing[@]} == 0)) && return 0
-    log "adding '127.0.0.1 ${missing[*]}' to /etc/hosts"
-    printf '127.0.0.1 %s  # convattn scripts/slurm_local.sh\n' "${missing[*]}" >>/etc/hosts
+# The state dir's contents go, but only if this script made it: never rm -rf
+# a directory someone pointed CONVATTN_SLURM_DIR at by mistake.
+remove_state_dir() {
+    [[ -e $STATE_DIR ]] || return 0
+    if [[ ! -e $STAMP && -n $(ls -A "$STATE_DIR") ]]; then
+        die "$STATE_DIR is not empty and was not made by this script; not touching it" \
+            "(set CONVATTN_SLURM_DIR to a new directory)"
+    fi
+    rm -rf "$STATE_DIR"
 }
 
 # ---------------------------------------------------------------- daemons
@@ -433,7 +308,7 @@ register_accounting() {
 
 start_slurmctld() {
     mkdir -p "$SPOOL_DIR/slurmctld"
-    launch slurmctld slurmctld -D
+    launch slurmctld slurmctld -D -f "$SLURM_CONF"
     wait_daemon slurmctld "slurmctld" "$LOG_DIR/slurmctld.log" \
         bash -c 'scontrol ping | grep -q "is UP"'
 }
@@ -441,18 +316,18 @@ start_slurmctld() {
 start_slurmd() {
     local node=$1
     mkdir -p "$SPOOL_DIR/slurmd-$node"
-    launch "slurmd-$node" slurmd -D -N "$node"
+    launch "slurmd-$node" slurmd -D -f "$SLURM_CONF" -N "$node"
 }
 
 node_states() {
-    sinfo -h -N -p "$PARTITION" -o '%N %T' 2>/dev/null | sort -u
+    sinfo -h -N -o '%N %T' 2>/dev/null | sort -u
 }
 
 # Both nodes registered and schedulable.
 nodes_idle() {
     local states
     states=$(node_states) || return 1
-    [[ $(grep -cE '^node[0-9]+ idle$' <<<"$states") == "${#NODES[@]}" ]]
+    [[ $(grep -cE ' idle$' <<<"$states") == "${#NODES[@]}" ]]
 }
 
 # Nodes drained in an earlier run (the controller keeps DRAIN across
@@ -503,27 +378,30 @@ cmd_start() {
     running=$(running_daemons | wc -l)
     if ((running == ${#DAEMONS[@]})); then
         log "already running (state in $STATE_DIR)"
+        env_hint
         return 0
     fi
     if ((running > 0)) || [[ -n $(stray_pids) ]]; then
         # Half a cluster (e.g. one daemon crashed), or job step daemons left
         # by a killed run: clean up first rather than mix two generations.
         log "partially running or leftovers of a killed run; cleaning up first"
-        cmd_stop
+        stop_daemons
     fi
+    # Every start is a fresh cluster: what a failed start kept (its logs) or
+    # a killed run left goes now.
+    remove_state_dir
     local t0=$SECONDS
     # A failed start stops whatever it got running, so no half cluster
-    # lingers (a retry would clean it up anyway); the logs stay.
+    # lingers (a retry would clean it up anyway); the state dir and its logs
+    # stay until the next start or stop.
     trap 'start_failed' EXIT
-    install_packages
+    "$SCRIPTS_DIR/install_debian_packages.sh" slurm
     mkdir -p "$STATE_DIR" "$PID_DIR" "$LOG_DIR" "$SPOOL_DIR" "$STATE_DIR/run"
+    touch "$STAMP"
     # munged rejects a socket dir that others can write to; /tmp itself is
     # fine only because of its sticky bit.
     chmod 755 "$STATE_DIR"
-    # Leftovers of a run that was killed rather than stopped.
-    rm -f "$PID_DIR"/*.pid "$STATE_DIR"/run/*.pid
-    write_configs
-    ensure_hosts
+    render_configs
 
     start_munged
     start_mariadbd
@@ -534,19 +412,24 @@ cmd_start() {
     for node in "${NODES[@]}"; do start_slurmd "$node"; done
     wait_nodes_idle
     trap - EXIT
-    log "up in $((SECONDS - t0))s: nodes ${NODES[*]} idle in partition $PARTITION (state in $STATE_DIR)"
+    log "up in $((SECONDS - t0))s: nodes ${NODES[*]} idle (state in $STATE_DIR)"
+    env_hint
+}
+
+env_hint() {
+    log "clients need: export SLURM_CONF=$SLURM_CONF   (or: eval \"\$($0 env)\")"
 }
 
 start_failed() {
     local rc=$?
     ((rc == 0)) && return 0
     log "start failed; stopping what it started (logs stay in $LOG_DIR)"
-    cmd_stop >/dev/null 2>&1 || true
+    stop_daemons >/dev/null 2>&1 || true
     exit "$rc"
 }
 
-cmd_stop() {
-    [[ $(id -u) == 0 ]] || die "must run as root (try: sudo $0 stop)"
+# Stop the cluster's processes; the state dir stays.
+stop_daemons() {
     # Cancel jobs first while controller, slurmds and slurmdbd are all up,
     # so that the jobs end as CANCELLED in accounting instead of being
     # recovered (or lost) on the next start.
@@ -594,6 +477,19 @@ cmd_stop() {
     log "stopped"
 }
 
+cmd_stop() {
+    [[ $(id -u) == 0 ]] || die "must run as root (try: sudo $0 stop)"
+    stop_daemons
+    if [[ -e $STATE_DIR ]]; then
+        remove_state_dir
+        log "removed $STATE_DIR"
+    fi
+}
+
+cmd_env() {
+    printf 'export SLURM_CONF=%q\n' "$SLURM_CONF"
+}
+
 cmd_status() {
     local d pid up=1
     for d in "${DAEMONS[@]}"; do
@@ -608,8 +504,7 @@ cmd_status() {
         sinfo -N -l
         # Up means usable: every node registered and not down or drained.
         local usable
-        usable=$(sinfo -h -N -p "$PARTITION" -o '%N %T' 2>/dev/null | sort -u |
-            grep -cE ' (idle|mixed|allocated|completing)$' || true)
+        usable=$(node_states | grep -cE ' (idle|mixed|allocated|completing)$' || true)
         if ((usable == ${#NODES[@]})); then
             return 0
         fi
@@ -624,8 +519,9 @@ case "${1:-}" in
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
+    env) cmd_env ;;
     *)
-        echo "usage: $0 {start|stop|status}" >&2
+        echo "usage: $0 {start|stop|status|env}" >&2
         exit 2
         ;;
 esac

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import hydra
 import pytest
 import torch
 import torch.nn.functional as F
-from omegaconf import OmegaConf
+from helpers.runs import compose_config
 from timm.layers import Attention, use_fused_attn
-from timm.layers.cbam import CbamModule, LightCbamModule
+from timm.layers.cbam import (
+    CbamModule,
+    ChannelAttn,
+    LightCbamModule,
+    LightChannelAttn,
+    LightSpatialAttn,
+    SpatialAttn,
+)
 
 from convattn.backbones import Backbone, create_backbone, list_arms
+from convattn.backbones.cnn import create_timm_cnn
 from convattn.errors import ConvattnError
 
 ARMS = ("cnn", "cbam", "vit", "hybrid")
 SIZES = ("tiny", "small", "base")
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -194,6 +206,43 @@ def test_cbam_gates_match_formula(attn_layer):
     assert len(maps) == len(modules)
 
 
+@pytest.mark.parametrize("attn_layer", ["cbam", "lcbam"])
+def test_lean_cbam_is_timms_cbam(attn_layer):
+    """The lean forwards give timm's outputs and gradients, on timm's state_dict keys."""
+    lean = build("cbam", "tiny", attn_layer=attn_layer).double().train()
+    timm_model = copy.deepcopy(lean)
+    timm_classes = (ChannelAttn, LightChannelAttn, SpatialAttn, LightSpatialAttn)
+    swapped = 0
+    for m in timm_model.modules():
+        if isinstance(m, timm_classes) and type(m) not in timm_classes:  # back to timm's class
+            m.__class__, swapped = type(m).__mro__[1], swapped + 1
+            assert m.__class__ in timm_classes
+    assert swapped == 16  # a channel and a spatial gate in each of the 8 blocks
+    kwargs = {"in_chans": 1, "num_classes": 10, "img_size": 32, "channels": (16, 32, 64, 128)}
+    plain = create_timm_cnn("resnet18", block_args={"attn_layer": attn_layer}, **kwargs)
+    assert list(lean.model.state_dict()) == list(plain.state_dict())
+    x = torch.randn(4, 1, 32, 32, dtype=torch.float64)
+    outs = []
+    for model in (lean, timm_model):
+        out = model(x)
+        (out * torch.arange(10, dtype=torch.float64)).sum().backward()
+        outs.append((out, {n: p.grad for n, p in model.named_parameters()}))
+    torch.testing.assert_close(outs[0][0], outs[1][0], atol=1e-10, rtol=0)
+    for name, grad in outs[0][1].items():
+        torch.testing.assert_close(grad, outs[1][1][name], atol=1e-9, rtol=1e-7, msg=name)
+
+
+def test_bench_arms_quick(tmp_path):
+    """scripts/bench_arms.py --quick: one timed step per arm, a row per arm with its ratio."""
+    args = ["--quick", "--arms", "cbam,cnn", "--markdown"]
+    cmd = [sys.executable, str(SCRIPTS / "bench_arms.py"), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split(" | ") for line in proc.stdout.splitlines() if line.startswith("| c")]
+    assert [r[0] for r in rows] == ["| cnn", "| cbam"]
+    assert rows[0][3] == "1.00" and float(rows[1][3]) > 0
+
+
 @pytest.mark.parametrize("attn_layer", ["cbam", "lcbam", "se", "eca", "none"])
 def test_cbam_attention_maps_in_unit_range(attn_layer):
     maps = build("cbam", "tiny", attn_layer=attn_layer).attention_maps(torch.randn(2, 1, 32, 32))
@@ -271,8 +320,8 @@ def test_attn_layer_none_is_the_cnn_arm():
 
 
 @pytest.mark.parametrize("arm", ARMS)
-def test_hydra_config_instantiates(arm):
-    cfg = OmegaConf.load(CONF / f"{arm}.yaml")
+def test_hydra_config_instantiates(arm, tmp_path):
+    cfg = compose_config("train", [f"model={arm}"], tmp_path).model
     model = hydra.utils.instantiate(cfg, in_chans=3, num_classes=10, img_size=32)
     assert isinstance(model, Backbone) and model.arm == arm
     assert n_params(model) == n_params(build(arm, cfg.size, chans=3))

@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from data_formats import write_cifar
+from helpers.data_formats import write_cifar
 
 from convattn.data.batch_augment import (
     BatchTransform,
@@ -82,7 +82,7 @@ def test_rand_augment_stays_in_range_and_is_off_at_zero() -> None:
 def test_normalised_training_set_has_zero_mean_unit_std(cifar_root) -> None:
     dm = CIFAR10DataModule(root=cifar_root)
     dm.setup()
-    x = dm.transform(dm.splits["train"].images, train=False)
+    x = dm.transform(dm.datasets["train"].images, train=False)
     assert x.dtype == torch.float32
     assert x.mean(dim=(0, 2, 3)).abs().max() < 1e-4
     assert (x.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-2
@@ -129,11 +129,11 @@ def test_hook_augments_training_batches_only(cifar_root) -> None:
     for split in ("train", "val", "test"):
         assert module.seen[split].dtype == torch.float32
         assert module.seen[split].device == module.device
-    plain = {s: dm.transform(dm.splits[s].images, train=False) for s in ("val", "test")}
+    plain = {s: dm.transform(dm.datasets[s].images, train=False) for s in ("val", "test")}
     assert torch.equal(module.seen["val"], plain["val"])  # shuffle=False: same order
     assert torch.equal(module.seen["test"], plain["test"])
     # Training batches are shuffled and augmented: no training image comes out unchanged.
-    train_plain = dm.transform(dm.splits["train"].images, train=False).flatten(1)
+    train_plain = dm.transform(dm.datasets["train"].images, train=False).flatten(1)
     seen = module.seen["train"].flatten(1)
     matches = (seen[:, None] == train_plain[None]).all(-1).any(-1)
     assert int(matches.sum()) < 10

@@ -7,7 +7,10 @@ from itertools import pairwise
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
+from torch.utils.data import DataLoader, TensorDataset
 
+from convattn.backbones import list_arms
 from convattn.classifier import ImageClassifier
 from convattn.errors import ConvattnError
 from convattn.metrics import eval_metrics
@@ -74,3 +77,32 @@ def test_warmup_then_cosine_schedule() -> None:
     assert all(a < b for a, b in pairwise(lrs[:11]))  # rising warmup
     assert all(a > b for a, b in pairwise(lrs[10:]))  # falling cosine
     assert lrs[-1] < 1e-4
+
+
+@pytest.mark.parametrize("arm", list_arms())
+def test_optimizer_groups_skip_decay_on_norms_biases_and_tokens(arm: str) -> None:
+    """The optimizer `configure_optimizers` hands Lightning: decay only on weight matrices."""
+    backbone = {**CNN, "arm": arm}
+    model = ImageClassifier(backbone, 1, 10, 32, **RECIPE)
+    data = TensorDataset(torch.randn(4, 1, 32, 32), torch.arange(4))
+    trainer = Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(model, DataLoader(data, batch_size=4))
+    names = {id(p): n for n, p in model.backbone.named_parameters()}
+    decay = {
+        g["weight_decay"]: [names[id(p)] for p in g["params"]]
+        for g in trainer.optimizers[0].param_groups
+    }
+    assert set(decay) == {0.0, 0.05}
+    assert sum(map(len, decay.values())) == len(names)  # every parameter is optimised once
+    for name in decay[0.05]:
+        assert name.endswith("weight") and "norm" not in name and ".bn" not in name, name
+    params = dict(model.backbone.named_parameters())
+    for name in decay[0.0]:
+        assert params[name].ndim <= 1 or name.split(".")[-1] in {"pos_embed", "cls_token"}, name
+    skipped = {n.split(".")[-1] for n in decay[0.0]}
+    assert "bias" in skipped
+    if arm in {"vit", "hybrid"}:
+        assert {"pos_embed", "cls_token"} <= skipped

@@ -17,14 +17,14 @@ def digits() -> DigitsDataModule:
 
 
 def test_split_sizes_cover_all_images_once(digits: DigitsDataModule) -> None:
-    sizes = {k: len(v) for k, v in digits.splits.items()}
+    sizes = {k: len(v) for k, v in digits.datasets.items()}
     assert sum(sizes.values()) == 1797
     assert sizes["test"] == pytest.approx(0.2 * 1797, abs=1)
     assert sizes["val"] == pytest.approx(0.1 * 1797, abs=1)
 
 
 def test_split_is_stratified(digits: DigitsDataModule) -> None:
-    for split in digits.splits.values():
+    for split in digits.datasets.values():
         share = torch.bincount(split.labels, minlength=10).float() / len(split)
         assert share.min() > 0.08 and share.max() < 0.12  # each digit is ~10 % everywhere
 
@@ -38,15 +38,15 @@ def test_split_is_fixed_by_split_seed_not_training_seed() -> None:
     b.setup()
     c = DigitsDataModule(split_seed=1)
     c.setup()
-    assert torch.equal(a.splits["test"].images, b.splits["test"].images)
-    assert not torch.equal(a.splits["test"].labels, c.splits["test"].labels)
+    assert torch.equal(a.datasets["test"].images, b.datasets["test"].images)
+    assert not torch.equal(a.datasets["test"].labels, c.datasets["test"].labels)
 
 
 @pytest.mark.parametrize("img_size", [8, 28, 64])
 def test_images_are_resized_and_normalised(img_size: int) -> None:
     dm = DigitsDataModule(img_size=img_size)
     dm.setup()
-    raw = dm.splits["train"].images  # held in [0, 1]; normalised per batch on the device
+    raw = dm.datasets["train"].images  # held in [0, 1]; normalised per batch on the device
     assert raw.shape[1:] == (1, img_size, img_size) and raw.dtype == torch.float32
     assert raw.min() >= 0 and raw.max() <= 1
     x = dm.transform(raw, train=False)
@@ -54,7 +54,7 @@ def test_images_are_resized_and_normalised(img_size: int) -> None:
 
 
 def test_digits_are_not_augmented_by_default(digits: DigitsDataModule) -> None:
-    raw = digits.splits["train"].images[:64]
+    raw = digits.datasets["train"].images[:64]
     assert torch.equal(digits.transform(raw, train=True), digits.transform(raw, train=False))
 
 

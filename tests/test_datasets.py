@@ -1,8 +1,8 @@
 """Real datasets in their real on-disk formats, written small into tmp dirs; no downloads.
 
 MNIST/Fashion-MNIST idx files, CIFAR-10/100 python pickles and class-folder trees of PNG/JPEG
-images are written byte for byte as distributed (tests/data_formats.py), then read through the
-data modules and trained on for one step through `convattn.train.train`.
+images are written byte for byte as distributed (tests/helpers/data_formats.py), then read
+through the data modules and trained on for one step through `convattn.train.train`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_formats import VARIANTS, image, write_cifar, write_mnist, write_tree
+from helpers.data_formats import VARIANTS, image, write_cifar, write_mnist, write_tree
 from hydra.utils import instantiate
 from torchvision import datasets
 
@@ -117,7 +117,6 @@ def test_mnist_gz_files_are_unpacked_and_match(roots) -> None:
     ("name", "files"),
     [
         ("mnist", ["MNIST/raw", "train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]),
-        ("fashion_mnist", ["FashionMNIST/raw", "train-labels-idx1-ubyte"]),
         ("cifar10", ["cifar-10-batches-py", "data_batch_1", "data_batch_5", "test_batch"]),
         ("cifar100", ["cifar-100-python", "train", "test"]),
     ],
@@ -129,6 +128,27 @@ def test_missing_files_name_path_files_and_download_flag(train_cfg, tmp_path, na
     message = str(err.value)
     assert str(empty) in message and "data.download=true" in message
     for part in files:
+        assert part in message
+
+
+def test_fashion_mnist_falls_back_to_the_debian_package(tmp_path, monkeypatch) -> None:
+    """An empty data.root still finds Fashion-MNIST where `dataset-fashion-mnist` installs it."""
+    from convattn.data.torchvision_sets import FashionMNISTDataModule
+
+    system = write_mnist(tmp_path / "system", "FashionMNIST") / "FashionMNIST" / "raw"
+    monkeypatch.setattr(FashionMNISTDataModule, "system_folders", (str(system),))
+    dm = FashionMNISTDataModule(root=tmp_path / "nothing_here", img_size=28)
+    assert dm.folder == system
+    monkeypatch.setattr(FashionMNISTDataModule, "system_folders", ())
+    with pytest.raises(ConvattnError) as err:
+        FashionMNISTDataModule(root=tmp_path / "nothing_here", img_size=28).check_files()
+    message = str(err.value)
+    for part in (
+        "FashionMNIST/raw",
+        "train-labels-idx1-ubyte",
+        "apt-get install",
+        "data.download=true",
+    ):
         assert part in message
 
 
@@ -231,10 +251,10 @@ def test_imbalance_shapes_training_set_only_and_is_seeded(big_cifar) -> None:
     assert counts.max() / counts.min() == pytest.approx(10, rel=0.1)
     assert counts.tolist() == sorted(counts.tolist(), reverse=True)
     for split in ("val", "test"):
-        assert torch.equal(dm.splits[split].labels, plain.splits[split].labels)
+        assert torch.equal(dm.datasets[split].labels, plain.datasets[split].labels)
     again = CIFAR10DataModule(root=big_cifar, imbalance=0.1)
     again.setup()
-    assert torch.equal(again.splits["train"].images, dm.splits["train"].images)
+    assert torch.equal(again.datasets["train"].images, dm.datasets["train"].images)
 
 
 def test_balanced_sampler_draws_classes_uniformly(big_cifar) -> None:
@@ -242,6 +262,6 @@ def test_balanced_sampler_draws_classes_uniformly(big_cifar) -> None:
     dm.setup()
     torch.manual_seed(0)
     drawn = torch.cat([y for _ in range(3) for _, y in dm.train_dataloader()])
-    assert len(drawn) == 3 * len(dm.splits["train"])
+    assert len(drawn) == 3 * len(dm.datasets["train"])
     share = torch.bincount(drawn, minlength=10).float() / len(drawn)
     assert share.min() > 0.075 and share.max() < 0.125  # uniform is 0.1; the data is 10:1

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import only_run_dir, only_sweep_dir, read_json, run_cli
+from helpers.runs import only_run_dir, only_sweep_dir, read_json, run_cli
 
-from convattn.distributed import child_rank_argv, per_device_batch_size
+from convattn.data.base import per_device_batch_size
+from convattn.distributed import child_rank_argv
 from convattn.errors import ConvattnError
 
 SHORT = ["trainer.max_epochs=1", "+trainer.limit_train_batches=4", "logger=csv", "profile=false"]

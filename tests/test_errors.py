@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import only_run_dir, read_json, run_cli
+from helpers.runs import only_run_dir, read_json, run_cli
 
 from convattn.errors import ConvattnError
 from convattn.train import train

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from convattn.records import RunRecord
 from convattn.train import train
-from convattn.utils.run_record import read_record
 
 LONG_TAIL = [
     "data.imbalance=0.02",  # class 9 keeps 2 % of class 0's training images
@@ -19,7 +19,7 @@ LONG_TAIL = [
 
 def per_class_accuracy(train_cfg, tmp_path, overrides: list[str]) -> torch.Tensor:
     train(train_cfg([*LONG_TAIL, *overrides]))
-    return torch.tensor(read_record(tmp_path)["per_class_acc"])
+    return torch.tensor(RunRecord.read(tmp_path).to_dict()["per_class_acc"])
 
 
 @pytest.mark.slow

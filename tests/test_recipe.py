@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import torch
+from helpers.runs import only_run_dir, run_cli
 from timm.data import Mixup
 
 from convattn.classifier import ImageClassifier
 from convattn.errors import ConvattnError
+from convattn.records import RunRecord
 from convattn.train import train
-from convattn.utils.run_record import read_record
 
 SHORT = [
     "trainer.max_epochs=1",
@@ -26,7 +30,7 @@ CNN = {"_target_": "convattn.backbones.create_backbone", "arm": "cnn", "size": "
 
 def test_per_class_accuracy_matches_confusion_matrix(train_cfg, tmp_path) -> None:
     train(train_cfg(SHORT))
-    record = read_record(tmp_path)
+    record = RunRecord.read(tmp_path).to_dict()
     cm = torch.tensor(record["confusion_matrix"], dtype=torch.float64)
     per_class = torch.tensor(record["per_class_acc"], dtype=torch.float64)
     assert per_class.shape == (10,)
@@ -49,7 +53,7 @@ def test_mixup_and_cutmix_train_with_soft_targets(train_cfg, tmp_path) -> None:
 def test_mixup_with_class_weights_is_refused() -> None:
     with pytest.raises(ConvattnError, match="cannot be combined with mixup"):
         ImageClassifier(
-            CNN, 1, 10, 32, **RECIPE, class_weights="balanced", mixup={"cutmix_alpha": 1.0}
+            CNN, 1, 10, 32, **RECIPE, class_weights=[1.0] * 10, mixup={"cutmix_alpha": 1.0}
         )
 
 
@@ -65,21 +69,42 @@ def test_channels_last_gives_the_same_logits() -> None:
 
 
 def test_ema_weights_are_what_gets_tested(train_cfg, tmp_path) -> None:
-    train(train_cfg([*SHORT, "callbacks=ema", "callbacks.ema.decay=0.5"]))
-    ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=False)
+    probe = tmp_path / "tested.json"
+    train(train_cfg([*SHORT, "callbacks=ema", "callbacks.ema.decay=0.5",
+                     "+callbacks.probe._target_=helpers.probes.TestedWeights",
+                     f"+callbacks.probe.out={probe}"]))  # fmt: skip
+    ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
     # Lightning's EMA callback checkpoints the averaged weights as `state_dict` (what eval loads)
-    # and keeps the raw ones aside.
+    # and keeps the raw ones aside; the test split must be scored with the averaged ones.
     averaged, raw = ckpt["state_dict"], ckpt["current_model_state"]
     key = "backbone.model.fc.weight"
     assert not torch.equal(averaged[key], raw[key])
+    tested = json.loads(probe.read_text())
+    assert tested[key] == pytest.approx(float(averaged[key].double().sum()), rel=1e-9)
+    assert tested[key] != pytest.approx(float(raw[key].double().sum()), rel=1e-9)
 
 
-def test_bf16_autocast_trains_on_cpu(train_cfg) -> None:
-    metrics = train(train_cfg([*SHORT, "trainer.precision=bf16-mixed"]))
-    assert 0.0 <= metrics["test/acc"] <= 1.0
+@pytest.mark.parametrize(
+    ("precision", "dtype"), [("bf16-mixed", "bfloat16"), ("32-true", "float32")]
+)
+def test_bf16_autocast_runs_the_backbone_in_bf16(train_cfg, tmp_path, precision, dtype) -> None:
+    probe = tmp_path / "dtypes.json"
+    metrics = train(train_cfg([*SHORT, f"trainer.precision={precision}",
+                               "+callbacks.probe._target_=helpers.probes.ActivationDtypes",
+                               f"+callbacks.probe.out={probe}"]))  # fmt: skip
+    assert json.loads(probe.read_text()) == [f"torch.{dtype}"]
+    assert math.isfinite(metrics["test/loss"])
 
 
 @pytest.mark.slow
-def test_compiled_backbone_trains(train_cfg) -> None:
+def test_compiled_backbone_checkpoint_loads_in_eval(train_cfg, tmp_path) -> None:
     metrics = train(train_cfg([*SHORT, "recipe.compile=true", "+trainer.limit_test_batches=1"]))
-    assert 0.0 <= metrics["test/acc"] <= 1.0
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert not any("_orig_mod" in k for k in ckpt["state_dict"])  # plain keys: loads uncompiled
+    out = tmp_path / "eval"
+    out.mkdir()
+    run_cli("convattn-eval", f"ckpt_path={tmp_path / 'checkpoints' / 'best.ckpt'}",
+            "logger=csv", "+trainer.limit_test_batches=1", cwd=out)  # fmt: skip
+    record = RunRecord.read(only_run_dir(out, "eval"))
+    assert record.status == "completed"
+    assert record.metrics["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)

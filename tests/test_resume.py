@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_json, run_cli
+from helpers.runs import read_json, run_cli
 from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 
 from convattn.errors import ConvattnError

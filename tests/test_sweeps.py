@@ -9,8 +9,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 import yaml
-from conftest import only_sweep_dir, read_json, run_cli, wandb_records
-from test_train import wandb_summary
+from helpers.runs import only_sweep_dir, read_json, run_cli, wandb_records, wandb_summary
 
 SHORT = [
     "trainer.max_epochs=1",
@@ -47,10 +46,14 @@ def test_multirun_report_and_wandb_grouping(tmp_path: Path) -> None:
         assert summary["config"]["model.arm"] == job["arm"]  # the flattened config
 
     out = tmp_path / "report"
-    run_cli("convattn-report", str(sweep), "-o", str(out), "--deletion", "16", cwd=tmp_path)
+    run_cli(
+        "convattn-report", str(sweep), "-o", str(out), "--deletion", "16", "--wandb", cwd=tmp_path
+    )
     rows = list(csv.DictReader((out / "report.csv").open()))
     assert [r["arm"] for r in rows] == ["cnn", "vit"]
     assert all(0.0 <= float(r["deletion_auc"]) <= 1.0 for r in rows)
+    speed = {r["arm"]: float(r["train_images_per_s"]) for r in rows}
+    assert float(rows[1]["time_x_cnn"]) == pytest.approx(speed["cnn"] / speed["vit"])
     for row in rows:
         accs = [j["metrics"]["test/acc"] for j in jobs if j["arm"] == row["arm"]]
         assert int(row["n"]) == 2
@@ -60,6 +63,15 @@ def test_multirun_report_and_wandb_grouping(tmp_path: Path) -> None:
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     report = (out / "report.md").read_text()
     assert "| vit | tiny | digits | 2 |" in report and "All jobs completed." in report
+    assert "Swept besides the seed" not in report  # only the arm and the seed vary
+
+    # The report as one W&B run, in the jobs' group (read back from their own W&B runs).
+    report_run = wandb_run_record(out)
+    assert (report_run["job_type"], report_run["run_group"]) == ("report", f"train-{sweep.name}")
+    summary = wandb_summary(out)["summary"]
+    assert summary["per_arm"]["_type"] == "table-file"
+    assert summary["figures/cost"]["_type"] == "image-file"
+    assert summary["acc_mean/vit-tiny-digits"] == pytest.approx(float(rows[1]["acc_mean"]))
 
 
 @pytest.mark.slow
@@ -68,7 +80,7 @@ def test_failing_job_is_reported_and_the_sweep_goes_on(tmp_path: Path) -> None:
         "convattn-train",
         "-m",
         "recipe.optimizer.lr=1e-3,1e30,2e-3",
-        "logger=csv",
+        "logger=wandb",
         "profile=false",
         *SHORT,
         cwd=tmp_path,
@@ -76,11 +88,20 @@ def test_failing_job_is_reported_and_the_sweep_goes_on(tmp_path: Path) -> None:
     sweep = only_sweep_dir(tmp_path)
     statuses = [read_json(sweep / str(i) / "metrics.json")["status"] for i in range(3)]
     assert statuses == ["completed", "failed", "completed"]
+    # W&B: the failed job's run is closed as failed (exit code 1), and the next job gets a
+    # fresh run of its own rather than logging into the failed one.
+    runs = [wandb_run_record(sweep / str(i)) for i in range(3)]
+    assert len({r["run_id"] for r in runs}) == 3
+    states = [wandb_summary(sweep / str(i))["state"] for i in range(3)]
+    assert states == ["finished", "failed", "finished"]
     out = tmp_path / "report"
     run_cli("convattn-report", str(sweep), "-o", str(out), cwd=tmp_path)
     report = (out / "report.md").read_text()
     assert "2 of 3 jobs completed." in report
     assert "**failed**" in report and "training loss became" in report
+    # the two completed learning rates make a curve (the failed one is listed, not drawn)
+    assert "## Test accuracy against `recipe.optimizer.lr`" in report
+    assert (out / "report_recipe.optimizer.lr.png").is_file()
 
 
 @pytest.mark.slow

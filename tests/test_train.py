@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import BIN, only_run_dir, read_json, run_cli
+from helpers.runs import BIN, only_run_dir, read_json, run_cli, wandb_summary
 
+from convattn.records import RunRecord
 from convattn.train import train
-from convattn.utils.run_record import read_record
 
 
 def test_fast_dev_run_trains_and_tests(train_cfg, tmp_path: Path) -> None:
     metrics = train(train_cfg(["debug=fast_dev_run"]))
-    record = read_record(tmp_path)
+    record = RunRecord.read(tmp_path).to_dict()
     assert record["status"] == "completed"
     assert record["global_step"] == 1
     assert 0.0 <= metrics["test/acc"] <= 1.0
@@ -30,10 +29,12 @@ SHORT = ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.lim
 
 def test_record_has_the_key_facts(train_cfg, tmp_path: Path) -> None:
     train(train_cfg([*SHORT, "seed=7"]))
-    record = read_record(tmp_path)
+    record = RunRecord.read(tmp_path).to_dict()
     assert record["arm"] == "cnn" and record["dataset"] == "digits" and record["seed"] == 7
     assert record["params"] > 100_000 and record["wall_time_s"] > 0
-    assert (tmp_path / "csv" / "metrics.csv").is_file(), "CSV metrics are always written"
+    assert (tmp_path / "csv" / "version_0" / "metrics.csv").is_file(), (
+        "CSV metrics are always written"
+    )
 
 
 def test_short_training_beats_chance(train_cfg, tmp_path: Path) -> None:
@@ -41,19 +42,6 @@ def test_short_training_beats_chance(train_cfg, tmp_path: Path) -> None:
     assert metrics["test/acc"] > 0.5, metrics  # chance is 0.1
     assert metrics["val/acc_best"] >= metrics["val/acc"] - 1e-6
     assert {"test/f1_macro", "test/ece", "test/acc_top5"} <= set(metrics)
-
-
-def wandb_summary(run_dir: Path) -> dict:
-    """The summary W&B itself recorded in the offline run's .wandb file."""
-    (wandb_dir,) = (run_dir / "wandb").glob("offline-run-*")
-    out = subprocess.run(
-        [str(BIN / "wandb"), "leet", "inspect", "--summary", "--json", str(wandb_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    )
-    return json.loads(out.stdout)
 
 
 @pytest.mark.slow
@@ -94,7 +82,7 @@ def test_ctrl_c_keeps_checkpoint_and_logs(tmp_path: Path) -> None:
     output = proc.communicate(timeout=300)[0]
     run_dir = only_run_dir(tmp_path)
     assert (run_dir / "checkpoints" / "on_exception.ckpt").is_file(), output
-    assert (run_dir / "csv" / "metrics.csv").is_file()
+    assert (run_dir / "csv" / "version_0" / "metrics.csv").is_file()
     assert read_json(run_dir / "metrics.json")["status"] == "interrupted"
     summary = wandb_summary(run_dir)  # the W&B run was closed, not left running
     assert (summary["state"], summary["exit_code"]) == ("failed", 1), summary

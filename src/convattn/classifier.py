@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
-from lightning.fabric.utilities.seed import _collect_rng_states, _set_rng_states
-from lightning.pytorch.trainer.states import TrainerFn
-from timm.data import Mixup
 from timm.loss import SoftTargetCrossEntropy
 from timm.optim import param_groups_weight_decay
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from convattn.errors import ConvattnError, instantiate_checked
+from convattn.backbones import Backbone, build_backbone
+from convattn.errors import ConvattnError
 from convattn.metrics import eval_metrics
-from convattn.resume import restore_loader_position
 from convattn.schedule import warmup_cosine
 
 
@@ -26,11 +24,43 @@ class NonFiniteLossError(ConvattnError):
     """The training loss became NaN or infinite."""
 
 
-class ImageClassifier(L.LightningModule):
-    """Cross-entropy classification of any `Backbone` built from a config dict.
+def check_recipe(
+    optimizer: dict[str, Any], label_smoothing: float, mixup: dict[str, Any] | None
+) -> None:
+    """Numbers that would train silently wrong (or NaN) are refused before anything is built."""
 
-    The backbone is built here from `backbone` (a `_target_` config), so a checkpoint alone is
-    enough to rebuild the model: `ImageClassifier.load_from_checkpoint(path)`.
+    def refuse(key: str, value: Any, valid: str) -> None:
+        raise ConvattnError(f"recipe.{key}={value!r} is not valid: it must be {valid}.")
+
+    def number(value: Any) -> float | None:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return None
+
+    def non_negative(value: Any) -> bool:
+        return number(value) is not None and 0 <= number(value) < math.inf
+
+    for key in ("lr", "weight_decay"):
+        value = optimizer.get(key)
+        if value is not None and not non_negative(value):
+            refuse(f"optimizer.{key}", value, "a finite number >= 0 (e.g. 1e-3)")
+    smoothing = number(label_smoothing)
+    if smoothing is None or not 0 <= smoothing < 1:
+        refuse("label_smoothing", label_smoothing, "in [0, 1), e.g. 0.1")
+    for key, value in (mixup or {}).items():
+        if key.endswith("alpha") and not (
+            number(value) is not None and 0 <= number(value) < math.inf
+        ):
+            refuse(f"mixup.{key}", value, "a finite number >= 0 (0 turns it off)")
+
+
+class ImageClassifier(L.LightningModule):
+    """Cross-entropy classification of any `Backbone` built from a model config dict.
+
+    The backbone is built here from `backbone` (a `conf/model` config), so a checkpoint's
+    hyperparameters are enough to rebuild the model (`convattn.runs.load_classifier`).
+    `class_weights` are the loss's per-class weights (the caller computes "balanced" ones).
     """
 
     def __init__(
@@ -42,18 +72,20 @@ class ImageClassifier(L.LightningModule):
         optimizer: dict[str, Any],
         scheduler: dict[str, Any],
         label_smoothing: float = 0.0,
-        class_weights: str | list[float] | None = None,
+        class_weights: list[float] | None = None,
         mixup: dict[str, Any] | None = None,
         channels_last: bool = False,
         compile: bool = False,
+        class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
+        check_recipe(optimizer, label_smoothing, mixup)
         self.save_hyperparameters()
-        self.backbone = instantiate_checked(
+        self.backbone: Backbone = build_backbone(
             backbone, in_chans=in_chans, num_classes=num_classes, img_size=img_size
         )
         self.check_input_shape()
-        self.register_buffer("class_weight", self.initial_class_weight(), persistent=False)
+        self.register_buffer("class_weight", self.class_weight_tensor(), persistent=False)
         self.mixup = self.build_mixup()
         if channels_last:
             self.backbone.to(memory_format=torch.channels_last)
@@ -64,6 +96,9 @@ class ImageClassifier(L.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.test_per_class = MulticlassAccuracy(num_classes, average="none")
         self.val_acc_best = MaxMetric()
+        # Filled in at the end of each test: what metrics.json and W&B report besides scalars.
+        self.confusion_matrix: torch.Tensor | None = None
+        self.per_class_accuracy: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -90,9 +125,9 @@ class ImageClassifier(L.LightningModule):
                 f"{self.hparams.num_classes} classes."
             )
 
-    def initial_class_weight(self) -> torch.Tensor | None:
+    def class_weight_tensor(self) -> torch.Tensor | None:
         weights = self.hparams.class_weights
-        if weights is None or weights == "balanced":  # "balanced" is filled in by setup()
+        if weights is None:
             return None
         if isinstance(weights, str) or len(weights) != self.hparams.num_classes:
             raise ConvattnError(
@@ -101,7 +136,7 @@ class ImageClassifier(L.LightningModule):
             )
         return torch.as_tensor(list(weights), dtype=torch.float32)
 
-    def build_mixup(self) -> Mixup | None:
+    def build_mixup(self) -> Any:
         """timm's Mixup/CutMix on the batch, or None when both alphas are 0."""
         cfg = dict(self.hparams.mixup or {})
         if not (cfg.get("mixup_alpha", 0.0) > 0 or cfg.get("cutmix_alpha", 0.0) > 0):
@@ -112,6 +147,8 @@ class ImageClassifier(L.LightningModule):
                 "mixup/cutmix (soft targets); set recipe.mixup.mixup_alpha=0 and "
                 "recipe.mixup.cutmix_alpha=0, or recipe.class_weights=null."
             )
+        from timm.data import Mixup  # timm.data is big: imported only when mixing
+
         return Mixup(
             **cfg,
             label_smoothing=self.hparams.label_smoothing,
@@ -121,11 +158,6 @@ class ImageClassifier(L.LightningModule):
     def configure_model(self) -> None:
         if self.hparams.compile:
             self.backbone.compile()  # in place: state_dict keys stay as they are
-
-    def setup(self, stage: str) -> None:
-        if self.hparams.class_weights == "balanced" and self.class_weight is None:
-            counts = self.trainer.datamodule.class_counts().float().clamp(min=1)
-            self.class_weight = (counts.sum() / (len(counts) * counts)).to(self.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -159,7 +191,8 @@ class ImageClassifier(L.LightningModule):
 
     def stop_on_nonfinite(self, loss: torch.Tensor, batch_idx: int) -> None:
         """Raise with the step; OnExceptionCheckpoint then saves the weights it reached."""
-        last = getattr(self.trainer.checkpoint_callback, "last_model_path", "")
+        callback = self.trainer.checkpoint_callback
+        last = callback.last_model_path if callback is not None else ""
         saved = f" The last end-of-epoch checkpoint is {last}." if last else ""
         raise NonFiniteLossError(
             f"The training loss became {loss.item()} at step {self.global_step} (epoch "
@@ -205,28 +238,24 @@ class ImageClassifier(L.LightningModule):
         # The worst class is the number an imbalance study watches.
         self.log("test/acc_worst_class", self.per_class_accuracy.min())
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lightning stores no RNG state; without it a resumed run augments differently.
-        checkpoint["rng_states"] = _collect_rng_states()
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        resuming = self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
-        if resuming and "rng_states" in checkpoint:
-            _set_rng_states(checkpoint["rng_states"])
-
-    def on_train_start(self) -> None:
-        restore_loader_position(self.trainer)
-
     def configure_optimizers(self) -> dict[str, Any]:
         opt_cfg = dict(self.hparams.optimizer)
         weight_decay = opt_cfg.pop("weight_decay", 0.0)
         # timm's grouping: no weight decay on norms, biases, 1-d params and timm's skip list.
-        skip = getattr(self.backbone, "no_weight_decay", set)()  # pos_embed, cls_token
+        skip = self.backbone.no_weight_decay()  # pos_embed, cls_token
         groups = param_groups_weight_decay(self.backbone, weight_decay, no_weight_decay_list=skip)
         optimizer = instantiate(opt_cfg)(groups)
         sched = self.hparams.scheduler
         total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(total * sched["warmup_epochs"] / max(self.trainer.max_epochs or 1, 1))
+        # Warmup in epochs of optimizer steps, also for a max_steps budget (max_epochs=-1), where
+        # Lightning estimates the total without building the train loader: build it here.
+        if not math.isfinite(self.trainer.num_training_batches):
+            self.trainer.fit_loop.setup_data()
+        steps_per_epoch = math.ceil(
+            self.trainer.num_training_batches / self.trainer.accumulate_grad_batches
+        )
+        # At most a quarter of the run: a short run (a quick check, a small budget) still decays.
+        warmup = min(int(steps_per_epoch * sched["warmup_epochs"]), total // 4)
         scheduler = warmup_cosine(
             optimizer, total, warmup, sched["warmup_start_factor"], sched["min_lr"]
         )

@@ -16,8 +16,6 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from convattn.errors import ConvattnError
-
 JOB_DIR_ENV = "CONVATTN_JOB_DIR"
 
 
@@ -77,15 +75,3 @@ def write_rank_config(cfg: DictConfig, global_rank: int, world_size: int) -> Non
     path = Path(cfg.paths.output_dir) / "ranks" / f"rank{global_rank}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-
-
-def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
-    """`data.batch_size` is global: each of the `world_size` processes gets an equal share."""
-    if global_batch_size % world_size:
-        valid = [b for b in range(world_size, 4 * global_batch_size, world_size)][:6]
-        raise ConvattnError(
-            f"data.batch_size={global_batch_size} (the global batch) does not divide evenly over "
-            f"{world_size} processes; use a multiple of {world_size}, e.g. "
-            f"{', '.join(map(str, valid))}."
-        )
-    return global_batch_size // world_size

@@ -31,11 +31,13 @@ def find_user_error(err: BaseException) -> ConvattnError | None:
 
 
 def instantiate_checked(config: Any, **kwargs: Any) -> Any:
-    """`hydra.utils.instantiate`, re-raising a user mistake as itself instead of wrapped."""
+    """`hydra.utils.instantiate` with plain Python containers as arguments (they end up in
+    checkpoints, which load with weights_only=True), re-raising a user mistake as itself
+    instead of wrapped."""
     from hydra.utils import instantiate
 
     try:
-        return instantiate(config, **kwargs)
+        return instantiate(config, _convert_="all", **kwargs)
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is None:

@@ -5,130 +5,176 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from typing import Any
 
 import hydra
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from convattn.checkpoint_io import AtomicCheckpointIO
 from convattn.classifier import ImageClassifier
 from convattn.config_dir import CONFIG_DIR
-from convattn.distributed import (
-    child_rank_argv,
-    job_process_group,
-    per_device_batch_size,
-    write_rank_config,
+from convattn.config_errors import hydra_entry
+from convattn.data.base import ClassificationDataModule, per_device_batch_size
+from convattn.distributed import child_rank_argv, job_process_group, write_rank_config
+from convattn.errors import ConvattnError, instantiate_checked
+from convattn.loggers import instantiate_callbacks, instantiate_loggers
+from convattn.records import RunRecord, metrics_with_prefix
+from convattn.resume import ResumeState, read_progress, resume_checkpoint
+from convattn.run_identity import (
+    check_resume_mode,
+    check_same_experiment,
+    experiment_identity,
 )
-from convattn.errors import instantiate_checked
-from convattn.resume import resume_checkpoint
+from convattn.runs import resolve_checkpoint
 from convattn.slurm import cluster_environment, requeue_on_signal
+from convattn.task import run_cli, task_wrapper, write_record
+from convattn.tracking import log_final, log_run_facts, profile_backbone, run_facts
 from convattn.utils.console import print_config, print_summary
-from convattn.utils.instantiate import instantiate_callbacks, instantiate_loggers
 from convattn.utils.quiet import quiet_libraries
-from convattn.utils.run_record import write_record
-from convattn.utils.task import run_cli, task_wrapper
-from convattn.utils.tracking import log_final, log_run_facts, profile_backbone, run_facts
 
 log = logging.getLogger("convattn")
 
 
-def build_classifier(cfg: DictConfig, datamodule: L.LightningDataModule) -> ImageClassifier:
+def class_weights(
+    setting: str | list[float] | None, datamodule: ClassificationDataModule
+) -> list[float] | None:
+    """`recipe.class_weights` as numbers: "balanced" is inverse class frequency."""
+    if setting != "balanced":
+        return setting
+    counts = datamodule.class_counts().double().clamp(min=1)
+    return (counts.sum() / (len(counts) * counts)).tolist()
+
+
+def build_classifier(cfg: DictConfig, datamodule: ClassificationDataModule) -> ImageClassifier:
     """The classifier for `cfg.model` on the data's shape; fails here on a mismatch."""
     recipe = OmegaConf.to_container(cfg.recipe, resolve=True)
+    recipe["class_weights"] = class_weights(recipe.get("class_weights"), datamodule)
     return ImageClassifier(
         backbone=OmegaConf.to_container(cfg.model, resolve=True),
         in_chans=datamodule.in_chans,
         num_classes=datamodule.num_classes,
         img_size=datamodule.img_size,
+        class_names=datamodule.classes,
         **recipe,
     )
 
 
-def test_checkpoint(trainer: L.Trainer) -> str | None:
-    """The best checkpoint if one was saved (fast_dev_run saves none)."""
-    callback = trainer.checkpoint_callback
-    return getattr(callback, "best_model_path", None) or None
-
-
 def fit_checkpoint(cfg: DictConfig) -> str | None:
-    """`ckpt_path` if given, else the run dir's own newest checkpoint (a requeued or restarted
-    run), else None: a fresh start."""
+    """`ckpt_path` if given (checked readable), else the run dir's own most advanced
+    checkpoint if it was trained as this same experiment (a requeued or restarted run), else
+    None: a fresh start."""
     if cfg.get("ckpt_path"):
-        return cfg.ckpt_path
+        path, _ = resolve_checkpoint(cfg.ckpt_path, "ckpt_path")
+        read_progress(path)  # a truncated or foreign file: one paragraph, before training
+        return str(path)
     found = resume_checkpoint(cfg.paths.output_dir)
-    if found is None:
-        return None
-    log.info("Resuming from this run's own checkpoint %s", found)
-    return str(found)
+    if found is not None:
+        check_same_experiment(cfg, found)
+    return str(found) if found else None
+
+
+def load_tested_weights(model: ImageClassifier, ckpt: str | None) -> None:
+    """Put the best checkpoint's `state_dict` into `model` (weights only, no callbacks).
+
+    Not `trainer.test(ckpt_path=...)`: after fit, Lightning's EMA callback answers that load by
+    restoring the raw weights, so the test would silently score the non-averaged model.
+    """
+    if ckpt:
+        checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["state_dict"])
+
+
+def check_budget(trainer_cfg: DictConfig) -> None:
+    """An endless run is a mistake on a shared cluster: max_epochs=-1 needs max_steps."""
+    epochs, steps = trainer_cfg.get("max_epochs"), trainer_cfg.get("max_steps", -1)
+    if epochs is not None and epochs < 1 and (steps is None or steps < 1):
+        raise ConvattnError(
+            f"trainer.max_epochs={epochs} with trainer.max_steps={steps} would train forever; "
+            "set trainer.max_epochs to 1 or more, or set trainer.max_steps (e.g. "
+            "trainer.max_epochs=-1 trainer.max_steps=5000)."
+        )
 
 
 @task_wrapper
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     start = time.time()
+    check_budget(cfg.trainer)
+    check_resume_mode(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule = instantiate_checked(cfg.data)
+    datamodule: ClassificationDataModule = instantiate_checked(cfg.data)
     model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
+    ckpt_path = fit_checkpoint(cfg) if cfg.get("train") else None
     facts = run_facts(cfg, model, datamodule)
+    record.update(**facts)
     loggers = instantiate_loggers(cfg.get("logger"), facts)
     environment = cluster_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes", 1))
     trainer: L.Trainer = instantiate(
         cfg.trainer,
-        callbacks=instantiate_callbacks(cfg.get("callbacks")),
+        callbacks=[
+            *instantiate_callbacks(cfg.get("callbacks")),
+            ResumeState(experiment_identity(cfg)),
+        ],
         logger=loggers,
-        plugins=[environment] if environment else None,
+        plugins=[AtomicCheckpointIO(), *([environment] if environment else [])],
     )
     # Lightning guessed the rank at import from RANK / SLURM_PROCID; the trainer knows it.
     rank_zero_only.rank = trainer.global_rank
-    datamodule.batch_size = per_device_batch_size(datamodule.batch_size, trainer.world_size)
     if cfg.get("profile") and trainer.is_global_zero:
-        facts["profile"] = profile_backbone(
-            model.backbone, model.input_shape, datamodule.num_classes, datamodule.batch_size
+        batch = per_device_batch_size(datamodule.batch_size, trainer.world_size)
+        record.profile = profile_backbone(
+            model.backbone, model.input_shape, datamodule.num_classes, batch
         )
+        facts["profile"] = record.profile
     log_run_facts(cfg, facts, loggers)
+    record.wandb_run_id = facts.get("wandb_run_id")
     write_rank_config(cfg, trainer.global_rank, trainer.world_size)
 
     with job_process_group(cfg.paths.output_dir):  # DDP ranks started by fit() run this job
-        if cfg.get("train"):
-            with requeue_on_signal(trainer):
-                trainer.fit(
-                    model, datamodule=datamodule, ckpt_path=fit_checkpoint(cfg), weights_only=False
-                )
-        train_time = time.time() - start
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
-        best_ckpt = test_checkpoint(trainer)
+        try:
+            if cfg.get("train"):
+                with requeue_on_signal(trainer):
+                    trainer.fit(
+                        model,
+                        datamodule=datamodule,
+                        ckpt_path=ckpt_path,
+                        weights_only=True,
+                    )
+        finally:  # what was reached, also for a failure record
+            record.update(
+                metrics=metrics_with_prefix(trainer.callback_metrics, "val/"),
+                epochs=trainer.current_epoch,
+                global_step=trainer.global_step,
+                train_images=datamodule.train_size() if datamodule.datasets else None,
+            )
+        record.train_time_s = time.time() - start
+        callback = trainer.checkpoint_callback
+        record.best_ckpt = (callback.best_model_path if callback else "") or None
         if cfg.get("test"):
-            trainer.test(model, datamodule, ckpt_path=best_ckpt, verbose=False, weights_only=False)
-            metrics |= {
-                k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
-            }
+            load_tested_weights(model, record.best_ckpt)
+            trainer.test(model, datamodule, verbose=False)
+            record.metrics |= metrics_with_prefix(trainer.callback_metrics, "test/")
+            record.update(
+                confusion_matrix=model.confusion_matrix,
+                per_class_acc=model.per_class_accuracy,
+            )
 
-    record = {
-        "status": "completed",
-        **facts,
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
-        "best_ckpt": best_ckpt,
-        "train_time_s": train_time,
-        "wall_time_s": time.time() - start,
-        "metrics": metrics,
-        "confusion_matrix": getattr(model, "confusion_matrix", None),
-        "per_class_acc": getattr(model, "per_class_accuracy", None),
-    }
+    record.update(status="completed", wall_time_s=time.time() - start)
     log_final(loggers, record)
-    write_record(cfg.paths.output_dir, record)
-    shown = {k: v for k, v in metrics.items() if k.startswith("test/")} or metrics
+    write_record(record, cfg.paths.output_dir)
+    shown = metrics_with_prefix(record.metrics, "test/") or record.metrics
     print_summary(
-        f"{facts['arm']} ({facts['size']}) on {facts['dataset']}, seed {facts['seed']}",
+        f"{record.arm} ({record.size}) on {record.dataset}, seed {record.seed}",
         shown,
         {
-            "params": f"{facts['params']:,}",
-            "wall time": f"{record['wall_time_s']:.1f} s",
+            "params": f"{record.params:,}",
+            "wall time": f"{record.wall_time_s:.1f} s",
             "run dir": cfg.paths.output_dir,
         },
     )
-    return metrics
+    return record.metrics
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
@@ -142,7 +188,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
 def main() -> float | None:
     """Console entry point; a DDP child rank re-composes its job's saved config instead."""
     sys.argv = child_rank_argv(sys.argv)
-    return hydra_main()
+    return hydra_entry(hydra_main, "train")
 
 
 if __name__ == "__main__":

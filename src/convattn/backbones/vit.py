@@ -8,8 +8,9 @@ from typing import Any
 import torch
 from timm.layers import Attention, PatchEmbed
 from timm.models.vision_transformer import VisionTransformer
+from torch import nn
 
-from convattn.backbones.base import Backbone
+from convattn.backbones.base import Backbone, TokenLayout
 from convattn.backbones.capture import eval_mode, record, unfused_attention
 from convattn.backbones.registry import register_arm
 from convattn.errors import ConvattnError, check_choice
@@ -31,9 +32,32 @@ class TransformerBackbone(Backbone):
     arm = "vit"
 
     @property
+    def token_layout(self) -> TokenLayout:
+        rows, cols = (int(s) for s in self.model.patch_embed.grid_size)
+        return TokenLayout(
+            grid=(rows, cols),
+            prefix=int(self.model.num_prefix_tokens),
+            pooled_by_prefix=self.model.global_pool == "token",
+        )
+
+    @property
     def num_tokens(self) -> int:
         """Sequence length seen by every block: patches plus the cls token when present."""
-        return int(self.model.patch_embed.num_patches + self.model.num_prefix_tokens)
+        return self.token_layout.num_tokens
+
+    def gradcam_layer(self) -> nn.Module | None:
+        """Pooling by class token: the head reads only the class token of the final norm,
+        which is per token, so the patch tokens there get exactly zero gradient; read the last
+        block's input tokens instead (after its `norm1`), the usual Grad-CAM layer for ViTs,
+        where the last attention still mixes them into the class token. Pooling by average:
+        the output of `forward_features` (the final norm)."""
+        return self.model.blocks[-1].norm1 if self.token_layout.pooled_by_prefix else None
+
+    def feature_map(self, activation: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) tokens -> (B, D, rows, cols) patch tokens, prefix tokens dropped."""
+        layout = self.token_layout
+        patches = activation[:, layout.prefix :]
+        return patches.transpose(1, 2).reshape(activation.shape[0], -1, *layout.grid)
 
     def no_weight_decay(self) -> set[str]:
         """timm convention (read by `timm.optim.create_optimizer_v2`): pos_embed, cls_token."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
@@ -153,9 +155,14 @@ class RGBImageFolder(ImageFolder):
     def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
         return self._given_classes, {c: i for i, c in enumerate(self._given_classes)}
 
-    def keep(self, index: Sequence[int]) -> RGBImageFolder:
-        """This dataset restricted to `index`, in place."""
-        self.samples = [self.samples[i] for i in index]
-        self.imgs = self.samples
-        self.targets = [label for _, label in self.samples]
-        return self
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.as_tensor(self.targets, dtype=torch.long)
+
+    def select(self, index: Sequence[int] | torch.Tensor) -> RGBImageFolder:
+        """A copy restricted to the samples at `index` (the images are not read)."""
+        subset = copy.copy(self)
+        subset.samples = [self.samples[int(i)] for i in index]
+        subset.imgs = subset.samples
+        subset.targets = [label for _, label in subset.samples]
+        return subset

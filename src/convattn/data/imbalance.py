@@ -32,21 +32,6 @@ def long_tail_counts(counts: torch.Tensor, imbalance: float) -> torch.Tensor:
     return torch.minimum(wanted, counts.long())
 
 
-def long_tail_indices(
-    labels: torch.Tensor, num_classes: int, imbalance: float, seed: int
-) -> torch.Tensor:
-    """Sorted indices of a seeded long-tailed subset of `labels` (see `long_tail_counts`)."""
-    counts = torch.bincount(labels, minlength=num_classes)
-    keep = long_tail_counts(counts, imbalance)
-    generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for c in range(num_classes):
-        members = (labels == c).nonzero().squeeze(1)
-        order = torch.randperm(len(members), generator=generator)
-        chosen.append(members[order[: keep[c]]])
-    return torch.cat(chosen).sort().values
-
-
 def balanced_sampler(labels: torch.Tensor, num_classes: int) -> WeightedRandomSampler:
     """Draws every class equally often on average: weight 1 / class count, with replacement.
 

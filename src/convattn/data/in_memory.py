@@ -8,19 +8,15 @@ per-sample PIL work are needed.
 
 from __future__ import annotations
 
-import logging
+from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from convattn.data.base import Batch, ClassificationDataModule
 from convattn.data.batch_augment import BatchTransform
-from convattn.data.imbalance import balanced_sampler, check_imbalance, long_tail_indices
-from convattn.data.resumable import resumable_loader
 from convattn.errors import ConvattnError
-
-log = logging.getLogger("convattn")
 
 Split = tuple[torch.Tensor, torch.Tensor]  # (images (N, C, H, W), labels (N,))
 
@@ -48,6 +44,9 @@ class TensorBatchDataset(Dataset):
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices)
         return self.images[index], self.labels[index]
+
+    def select(self, index: torch.Tensor) -> TensorBatchDataset:
+        return TensorBatchDataset(self.images[index], self.labels[index])
 
 
 def keep_batch(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,111 +88,56 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float],
     return mean.tolist(), std.tolist()
 
 
-class InMemoryDataModule(L.LightningDataModule):
-    """Base class: subclasses set `in_chans`, `num_classes`, `name` and implement `load_splits`.
+class InMemoryDataModule(ClassificationDataModule):
+    """Base of the in-memory sets: subclasses set `in_chans`, `num_classes`, `name` and
+    implement `load_splits`.
 
-    `setup` decodes the splits, applies the long-tail `imbalance` to the training split, resizes
-    to `img_size` and measures the training set's per-channel mean/std. Loaders yield raw
-    batches (uint8, or float in [0, 1]); `on_after_batch_transfer` turns them into normalised
-    float batches on the device, augmenting only while the trainer is training. Outside a
-    Trainer, call `self.transform(x, train=...)` on a loader's batch yourself.
+    The splits are decoded once and resized to `img_size`; the training set's per-channel
+    mean/std (after the training subset) normalise every batch. Loaders yield raw batches
+    (uint8, or float in [0, 1]); `transform_batch` augments (training only: random crop with
+    `crop_padding`, `hflip`, `randaugment`), widens to float and normalises on the device.
     """
-
-    in_chans: int
-    num_classes: int
-    name: str
 
     def __init__(
         self,
-        img_size: int = 32,
-        batch_size: int = 128,
-        eval_batch_size: int = 512,
-        split_seed: int = 0,
-        imbalance: float | None = None,
-        balanced_sampler: bool = False,
-        hflip: bool = False,
         crop_padding: int = 0,
         randaugment: float = 0,
         randaugment_ops: int = 2,
+        **options: Any,
     ) -> None:
-        super().__init__()
-        if not (isinstance(img_size, int) and img_size >= 8):
-            raise ConvattnError(f"data.img_size={img_size!r} must be an integer of at least 8.")
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-            if not (isinstance(value, int) and value >= 1):
-                raise ConvattnError(f"data.{key}={value!r} must be a positive integer.")
-        if not (isinstance(crop_padding, int) and 0 <= crop_padding < img_size):
+        super().__init__(**options)
+        if not (isinstance(crop_padding, int) and 0 <= crop_padding < self.img_size):
             raise ConvattnError(
                 f"data.crop_padding={crop_padding!r} must be an integer in [0, img_size): "
                 "pixels of zero padding for the random crop, 0 = no crop."
             )
-        if not 0 <= randaugment <= 10:
+        if not (isinstance(randaugment, (int, float)) and 0 <= randaugment <= 10):
             raise ConvattnError(
                 f"data.randaugment={randaugment!r} must be a magnitude in [0, 10]; 0 = off."
             )
-        check_imbalance(imbalance)
-        self.save_hyperparameters()
-        self.img_size = img_size
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size
-        self.splits: dict[str, TensorBatchDataset] = {}
         self.transform: BatchTransform | None = None
 
     def load_splits(self) -> dict[str, Split]:
         """Decoded 'train', 'val' and 'test' splits: uint8 [0, 255] or float [0, 1] images."""
         raise NotImplementedError
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.splits:
-            return
-        hp = self.hparams
-        splits = self.load_splits()
-        if hp.imbalance is not None:  # the training split only; val/test stay as they are
-            images, labels = splits["train"]
-            keep = long_tail_indices(labels, self.num_classes, hp.imbalance, hp.split_seed)
-            splits["train"] = (images[keep], labels[keep])
-            log.info("Long-tailed training set (imbalance %s): %d images", hp.imbalance, len(keep))
-        for split, (images, labels) in splits.items():
-            self.splits[split] = TensorBatchDataset(resize_images(images, self.img_size), labels)
+    def load_datasets(self) -> dict[str, TensorBatchDataset]:
+        return {
+            split: TensorBatchDataset(resize_images(images, self.img_size), labels)
+            for split, (images, labels) in self.load_splits().items()
+        }
+
+    def on_datasets_ready(self) -> None:
         # Normalise with training-set statistics only: val/test stay unseen.
-        mean, std = channel_stats(self.splits["train"].images)
+        hp = self.hparams
+        mean, std = channel_stats(self.datasets["train"].images)
         self.transform = BatchTransform(
             mean, std, hp.crop_padding, hp.hflip, hp.randaugment, hp.randaugment_ops
         )
 
-    def class_counts(self) -> torch.Tensor:
-        """Number of training images per class (after `imbalance`)."""
-        self.setup()
-        return torch.bincount(self.splits["train"].labels, minlength=self.num_classes)
+    def loader_options(self, split: str) -> dict[str, Any]:
+        return {"collate_fn": keep_batch}  # batches are gathered whole: no workers needed
 
-    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
-        dataset = self.splits[split]
-        sampler = None
-        if split == "train" and self.hparams.balanced_sampler:
-            sampler = balanced_sampler(dataset.labels, self.num_classes)
-        return resumable_loader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
-            collate_fn=keep_batch,
-            # A last training batch of one image would break BatchNorm; drop only that one.
-            drop_last=split == "train" and len(dataset) % batch_size == 1,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size, shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size, shuffle=False)
-
-    def on_after_batch_transfer(
-        self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Augment (training only), widen to float and normalise, on the batch's device."""
+    def transform_batch(self, batch: Batch, train: bool) -> Batch:
         images, labels = batch
-        training = self.trainer is not None and self.trainer.training
-        return self.transform(images, train=training), labels
+        return self.transform(images, train=train), labels

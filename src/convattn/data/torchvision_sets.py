@@ -1,12 +1,15 @@
-"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 in torchvision's file layouts, held in memory.
+"""MNIST, Fashion-MNIST, CIFAR-10 and CIFAR-100 from their distributed files, held in memory.
 
-Files are where torchvision's dataset classes put them under `root` (`data.root`), and
-`download=True` downloads them with those classes:
+Files are looked for under `root` (`data.root`) in torchvision's layouts, and `download=True`
+downloads them there with torchvision's dataset classes:
 
-    <root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte      (or the .gz files)
-    <root>/FashionMNIST/raw/...                                         (same names)
+    <root>/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+    <root>/FashionMNIST/raw/...        (same names; or the four files directly in <root>)
     <root>/cifar-10-batches-py/data_batch_1..5, test_batch              (python pickles)
     <root>/cifar-100-python/train, test                                 (python pickles)
+
+Fashion-MNIST is also found where Debian's `dataset-fashion-mnist` package installs it
+(/usr/share/datasets/fashion-mnist), so it needs no configuration once that package is in.
 
 The official training set is split into train and a fixed, stratified, seeded validation
 hold-out (`val_fraction`, `split_seed`); test is the official test set.
@@ -15,104 +18,93 @@ hold-out (`val_fraction`, `split_seed`); test is the official test set.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import pickle
-import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torchvision import datasets
 
 from convattn.data.in_memory import InMemoryDataModule, Split
 from convattn.data.splits import stratified_holdout
 from convattn.errors import ConvattnError
 
+log = logging.getLogger("convattn")
+
 
 class TorchvisionDataModule(InMemoryDataModule):
-    """Base: file checks, download, train/val hold-out; subclasses read their format."""
+    """Base: finds the files, downloads on request, holds out validation; subclasses read."""
 
-    dataset_cls: ClassVar[type]  # torchvision's class: download and file names
     title: ClassVar[str]  # for messages
     download_size: ClassVar[str]
+    dataset_class: ClassVar[str]  # torchvision.datasets.<name>: download and folder name
     files_note: ClassVar[str] = ""
 
     def __init__(
-        self,
-        root: str | os.PathLike = "data",
-        download: bool = False,
-        img_size: int = 32,
-        batch_size: int = 128,
-        eval_batch_size: int = 512,
-        val_fraction: float = 0.1,
-        split_seed: int = 0,
-        imbalance: float | None = None,
-        balanced_sampler: bool = False,
-        hflip: bool = False,
-        crop_padding: int = 0,
-        randaugment: float = 0,
-        randaugment_ops: int = 2,
+        self, root: str | os.PathLike = "data", download: bool = False, **options: Any
     ) -> None:
-        if not 0 < val_fraction < 1:
-            raise ConvattnError(
-                f"data.val_fraction={val_fraction!r} must be in (0, 1): the share of the official "
-                "training set held out for validation."
-            )
-        super().__init__(
-            img_size=img_size,
-            batch_size=batch_size,
-            eval_batch_size=eval_batch_size,
-            split_seed=split_seed,
-            imbalance=imbalance,
-            balanced_sampler=balanced_sampler,
-            hflip=hflip,
-            crop_padding=crop_padding,
-            randaugment=randaugment,
-            randaugment_ops=randaugment_ops,
-        )
+        super().__init__(**options)
         self.root = Path(root).expanduser()
         self.download = download
         if not download:  # fail now, before the model is built, not after
             self.check_files()
 
-    @property
-    def folder(self) -> Path:
+    def candidate_folders(self) -> list[Path]:
+        """Where the files may be, in order of preference."""
         raise NotImplementedError
 
     def expected_files(self) -> list[str]:
         raise NotImplementedError
 
-    def missing_files(self) -> list[str]:
-        return [name for name in self.expected_files() if not (self.folder / name).is_file()]
+    def has_file(self, folder: Path, name: str) -> bool:
+        return (folder / name).is_file()
+
+    def missing_files(self, folder: Path) -> list[str]:
+        return [name for name in self.expected_files() if not self.has_file(folder, name)]
+
+    @property
+    def folder(self) -> Path:
+        """The first candidate folder that holds every file (else the preferred one)."""
+        candidates = self.candidate_folders()
+        return next((f for f in candidates if not self.missing_files(f)), candidates[0])
+
+    def missing_hint(self) -> str:
+        return ""
 
     def check_files(self) -> None:
-        """Raise a ConvattnError naming the folder, the files and `data.download=true`."""
-        missing = self.missing_files()
+        """Raise a ConvattnError naming the folders, the files and `data.download=true`."""
+        folder = self.folder
+        missing = self.missing_files(folder)
         if not missing:
             return
         expected = self.expected_files()
         which = "all" if len(missing) == len(expected) else ", ".join(missing)
+        looked = ", ".join(str(f.absolute()) for f in self.candidate_folders())
         raise ConvattnError(
-            f"{self.title} not found in data.root={self.root}: expected the folder "
-            f"{self.folder.absolute()} with the files {', '.join(expected)}{self.files_note} "
-            f"(missing: {which}). "
-            "Point data.root at the "
-            f"folder that holds {self.folder.relative_to(self.root)}, or add data.download=true "
-            f"to download it there ({self.download_size})."
+            f"{self.title} not found in data.root={self.root}: expected the files "
+            f"{', '.join(expected)}{self.files_note} in {folder.absolute()} (missing: {which}; "
+            f"looked in {looked}). Point data.root at the folder that holds "
+            f"{folder.relative_to(self.root) if folder.is_relative_to(self.root) else folder}, "
+            f"{self.missing_hint()}or add data.download=true to download it there "
+            f"({self.download_size})."
         )
 
     def prepare_data(self) -> None:
         """Download (once, on one process) when `download=True` and files are missing."""
-        if not self.download or not self.missing_files():
+        if not self.download or not self.missing_files(self.folder):
             return
+        from torchvision import datasets
+
         try:
             for train in (True, False):
-                self.dataset_cls(str(self.root), train=train, download=True)
+                getattr(datasets, self.dataset_class)(str(self.root), train=train, download=True)
         except Exception as err:  # no network, a full disk, a checksum mismatch
             raise ConvattnError(
                 f"Downloading {self.title} into {self.root} failed ({type(err).__name__}: {err}). "
-                f"Download it by hand into {self.folder} and run with data.download=false."
+                f"Download it by hand into {self.candidate_folders()[0]} and run with "
+                "data.download=false."
             ) from err
 
     def read_split(self, train: bool) -> Split:
@@ -139,64 +131,96 @@ class TorchvisionDataModule(InMemoryDataModule):
         }
 
 
-class MNISTDataModule(TorchvisionDataModule):
-    """MNIST: 60,000 + 10,000 grey 28x28 handwritten digits, read by torchvision.datasets.MNIST."""
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 
-    dataset_cls = datasets.MNIST
+
+def read_idx(path: Path) -> np.ndarray:
+    """An unsigned-byte IDX file (MNIST's format), plain or gzip'd, as a numpy array.
+
+    Header: two zero bytes, type 0x08 (ubyte), the number of dimensions, then one big-endian
+    uint32 per dimension; the bytes follow.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
+        raise ValueError(f"not an unsigned-byte IDX file (header {data[:4]!r})")
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(shape)):
+        raise ValueError(f"{body.size} bytes of data for shape {shape}: truncated")
+    return body.reshape(shape)
+
+
+class MNISTDataModule(TorchvisionDataModule):
+    """MNIST: 60,000 + 10,000 grey 28x28 handwritten digits (IDX files, plain or .gz)."""
+
     title = "MNIST"
     download_size = "about 12 MB"
+    dataset_class = "MNIST"
     files_note = " (or the same names + .gz, as distributed)"
+    system_folders: ClassVar[tuple[str, ...]] = ()
     in_chans = 1
     num_classes = 10
     name = "mnist"
 
-    @property
-    def folder(self) -> Path:
-        return self.root / self.dataset_cls.__name__ / "raw"
-
-    def expected_files(self) -> list[str]:
-        return [os.path.splitext(name)[0] for name, _ in self.dataset_cls.resources]
-
-    def missing_files(self) -> list[str]:
-        # The gzip'd files as distributed count too: read_split unpacks them.
-        return [
-            name
-            for name in self.expected_files()
-            if not (self.folder / name).is_file() and not (self.folder / f"{name}.gz").is_file()
+    def candidate_folders(self) -> list[Path]:
+        # torchvision's layout, a flat folder of the four files, then system-wide packages.
+        return [self.root / self.dataset_class / "raw", self.root] + [
+            Path(f) for f in self.system_folders
         ]
 
-    def unpack_gzip(self) -> None:
-        """torchvision reads the unpacked idx files; unpack any that only exist as .gz."""
-        for name in self.expected_files():
-            target = self.folder / name
-            if not target.is_file() and target.with_name(f"{name}.gz").is_file():
-                partial = target.with_name(f"{name}.{os.getpid()}.partial")
-                with (
-                    gzip.open(target.with_name(f"{name}.gz"), "rb") as src,
-                    open(partial, "wb") as dst,
-                ):
-                    shutil.copyfileobj(src, dst)
-                partial.replace(target)  # atomic: a concurrent process never sees half a file
+    def expected_files(self) -> list[str]:
+        return list(IDX_FILES)
+
+    def has_file(self, folder: Path, name: str) -> bool:
+        return (folder / name).is_file() or (folder / f"{name}.gz").is_file()
+
+    def idx_path(self, name: str) -> Path:
+        plain = self.folder / name
+        return plain if plain.is_file() else plain.with_name(f"{name}.gz")
 
     def read_split(self, train: bool) -> Split:
-        self.unpack_gzip()
+        prefix = "train" if train else "t10k"
         try:
-            data = self.dataset_cls(str(self.root), train=train, download=False)
-        except (AssertionError, RuntimeError, TypeError, ValueError, OSError) as err:
+            images = read_idx(self.idx_path(f"{prefix}-images-idx3-ubyte"))
+            labels = read_idx(self.idx_path(f"{prefix}-labels-idx1-ubyte"))
+            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+                raise ValueError(f"images {images.shape} and labels {labels.shape} do not pair")
+        except (OSError, EOFError, ValueError) as err:
             raise ConvattnError(
-                f"Could not read {self.title} from {self.folder}: the files must be the idx files "
-                f"{', '.join(self.expected_files())} ({type(err).__name__}: {err})."
-            ) from err
-        return data.data.unsqueeze(1).contiguous(), data.targets.long()
+                f"Could not read {self.title} from {self.folder}: the files must be the IDX files "
+                f"{', '.join(IDX_FILES)}, plain or .gz ({type(err).__name__}: {err})."
+            ) from None
+        images = torch.from_numpy(images.copy()).unsqueeze(1)
+        return images, torch.from_numpy(labels.astype(np.int64))
 
 
 class FashionMNISTDataModule(MNISTDataModule):
     """Fashion-MNIST: MNIST's format and sizes with 10 kinds of clothing."""
 
-    dataset_cls = datasets.FashionMNIST
     title = "Fashion-MNIST"
     download_size = "about 30 MB"
+    dataset_class = "FashionMNIST"
+    system_folders = ("/usr/share/datasets/fashion-mnist",)  # Debian's dataset-fashion-mnist
     name = "fashion_mnist"
+    CLASSES = (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    )  # fmt: skip
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.CLASSES)
+
+    def missing_hint(self) -> str:
+        return "install Debian's package (apt-get install dataset-fashion-mnist), "
 
 
 class CIFAR10DataModule(TorchvisionDataModule):
@@ -207,31 +231,33 @@ class CIFAR10DataModule(TorchvisionDataModule):
     values plus a label list) is the same, so any file torchvision writes is read here.
     """
 
-    dataset_cls = datasets.CIFAR10
     title = "CIFAR-10"
     download_size = "about 170 MB"
+    dataset_class = "CIFAR10"
+    base_folder = "cifar-10-batches-py"
+    train_files: ClassVar[tuple[str, ...]] = tuple(f"data_batch_{i}" for i in range(1, 6))
+    test_files: ClassVar[tuple[str, ...]] = ("test_batch",)
     label_key = "labels"
     in_chans = 3
     num_classes = 10
     name = "cifar10"
 
-    @property
-    def folder(self) -> Path:
-        return self.root / self.dataset_cls.base_folder
+    def candidate_folders(self) -> list[Path]:
+        return [self.root / self.base_folder]
 
     def expected_files(self) -> list[str]:
-        return [name for name, _ in self.dataset_cls.train_list + self.dataset_cls.test_list]
+        return [*self.train_files, *self.test_files]
 
     def read_split(self, train: bool) -> Split:
-        files = self.dataset_cls.train_list if train else self.dataset_cls.test_list
         images, labels = [], []
-        for name, _ in files:
+        for name in self.train_files if train else self.test_files:
             entry = self.read_pickle(self.folder / name)
             images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
             labels.append(np.asarray(entry[self.label_key], dtype=np.int64))
         return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
 
     def read_pickle(self, path: Path) -> dict[str, Any]:
+        # CIFAR's official python version is pickles, read as torchvision reads them.
         try:
             with open(path, "rb") as f:
                 entry = pickle.load(f, encoding="latin1")
@@ -250,9 +276,11 @@ class CIFAR10DataModule(TorchvisionDataModule):
 class CIFAR100DataModule(CIFAR10DataModule):
     """CIFAR-100: CIFAR-10's format with 100 fine classes (`fine_labels`)."""
 
-    dataset_cls = datasets.CIFAR100
     title = "CIFAR-100"
-    download_size = "about 170 MB"
+    dataset_class = "CIFAR100"
+    base_folder = "cifar-100-python"
+    train_files = ("train",)
+    test_files = ("test",)
     label_key = "fine_labels"
     num_classes = 100
     name = "cifar100"

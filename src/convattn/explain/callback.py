@@ -12,7 +12,7 @@ from convattn.backbones.capture import eval_mode
 from convattn.explain.inputs import display_images
 from convattn.explain.maps import explain_maps
 from convattn.explain.plot import class_name, explanation_figure, to_array
-from convattn.utils.task import in_multirun
+from convattn.task import in_multirun
 
 
 class AttentionMapLogger(L.Callback):
@@ -102,7 +102,7 @@ class AttentionMapLogger(L.Callback):
         with torch.inference_mode(False), torch.no_grad(), eval_mode(backbone):
             preds = backbone(images.clone()).argmax(dim=1).cpu()
         shown = display_images(images)
-        classes = getattr(trainer.datamodule, "classes", None) if trainer.datamodule else None
+        classes = pl_module.hparams.get("class_names")
         arrays, captions = [], []
         for i in range(len(labels)):
             true, pred = class_name(int(labels[i]), classes), class_name(int(preds[i]), classes)

@@ -23,14 +23,7 @@ import torch
 from convattn.backbones.capture import eval_mode
 from convattn.errors import ConvattnError
 from convattn.explain.deletion import deletion_for
-from convattn.explain.inputs import (
-    Run,
-    display_images,
-    load_image_files,
-    load_run,
-    model_ready_batches,
-    run_datamodule,
-)
+from convattn.explain.inputs import display_images, load_image_files, model_ready_batches
 from convattn.explain.maps import explain_maps, main_map_names
 from convattn.explain.plot import (
     Cell,
@@ -40,6 +33,7 @@ from convattn.explain.plot import (
     map_title,
     save_png,
 )
+from convattn.runs import Run, load_run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -104,7 +98,7 @@ def inputs_for(run: Run, args: argparse.Namespace) -> tuple[torch.Tensor, torch.
     if args.images:
         images = load_image_files(args.images, hp.in_chans, hp.img_size)
         return images, torch.full((len(images),), -1, dtype=torch.long)
-    return model_ready_batches(run_datamodule(run), args.num_images, split="test")
+    return model_ready_batches(run.datamodule(), args.num_images, split="test")
 
 
 def explain_run(run: Run, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:

@@ -17,8 +17,9 @@ from torch import nn
 
 from convattn.backbones.capture import eval_mode
 from convattn.explain.gradcam import grad_cam
-from convattn.explain.inputs import Run, load_run, model_ready_batches, run_datamodule
+from convattn.explain.inputs import model_ready_batches
 from convattn.explain.maps import image_sized
+from convattn.runs import Run, load_run
 
 Fill = Literal["zero", "mean"]
 
@@ -134,7 +135,7 @@ def deletion_for(
     With `random_baseline`, also the curve for seeded smooth random maps (`random_maps`) under
     "random": a score is best read relative to it (both depend on the model's accuracy).
     """
-    images, labels = model_ready_batches(run_datamodule(run), num_images, split="test")
+    images, labels = model_ready_batches(run.datamodule(), num_images, split="test")
     backbone = run.model.backbone
     maps = gradcam_maps(backbone, images, labels)
     result = deletion_curve(backbone, images, labels, maps, steps, fill)

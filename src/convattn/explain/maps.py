@@ -10,9 +10,9 @@ from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from convattn.explain.gradcam import grad_cam, is_transformer, token_grid
+from convattn.backbones.base import Backbone, TokenLayout
+from convattn.explain.gradcam import grad_cam
 from convattn.explain.rollout import head_token_maps, rollout_token_map
 
 
@@ -42,47 +42,44 @@ def image_sized(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return normalise(upsample(maps, size))
 
 
-def token_maps_to_grid(backbone: nn.Module, maps: torch.Tensor) -> torch.Tensor:
-    """(..., N) over patch tokens -> (..., rows, cols)."""
-    return maps.reshape(*maps.shape[:-1], *token_grid(backbone))
-
-
-def transformer_maps(backbone: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Rollout and the last block's per-head maps of a vit / hybrid backbone (grid-sized)."""
+def transformer_maps(
+    backbone: Backbone, layout: TokenLayout, images: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Rollout and the last block's per-head maps of a token model (grid-sized)."""
     attentions = list(backbone.attention_maps(images).values())  # forward order
-    model = backbone.model
-    prefix, cls_row = int(model.num_prefix_tokens), model.global_pool == "token"
-    out = {"rollout": token_maps_to_grid(backbone, rollout_token_map(attentions, prefix, cls_row))}
-    heads = token_maps_to_grid(backbone, head_token_maps(attentions[-1], prefix, cls_row))
+    prefix, cls_row = layout.prefix, layout.pooled_by_prefix
+    rollout = rollout_token_map(attentions, prefix, cls_row)
+    out = {"rollout": rollout.reshape(-1, *layout.grid)}
+    heads = head_token_maps(attentions[-1], prefix, cls_row)
+    heads = heads.reshape(*heads.shape[:2], *layout.grid)
     for h in range(heads.shape[1]):
         out[f"head_{h}"] = heads[:, h]
     return out
 
 
-def cbam_stage_maps(backbone: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The mean spatial gate of each stage's blocks ("layer2.1.se.spatial" -> "cbam_layer2").
+def spatial_gate_maps(backbone: Backbone, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The mean spatial gate over each stage ("layer2.1.se.spatial" -> "cbam_layer2").
 
-    The blocks of one stage share its resolution; their gates are averaged so each stage gets
+    A stage's gates share its resolution and are averaged so each stage gets
     one map. Empty for arms without spatial gates (cnn, se / eca variants).
     """
     stages: dict[str, list[torch.Tensor]] = defaultdict(list)
-    read = getattr(backbone, "attention_maps", None)  # any nn.Module may be explained
-    for name, gate in (read(images) if read else {}).items():
-        if gate.ndim == 3:  # (B, H, W) spatial gates; anything else is not a spatial map
-            stages[name.split(".")[0]].append(gate.float())
+    for name, gate in backbone.attention_maps(images).items():
+        stages[name.split(".")[0]].append(gate.float())
     return {f"cbam_{stage}": torch.stack(g).mean(dim=0) for stage, g in stages.items()}
 
 
 @torch.no_grad()
-def attention_based_maps(backbone: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+def attention_based_maps(backbone: Backbone, images: torch.Tensor) -> dict[str, torch.Tensor]:
     """The arm's own attention read-outs (not yet image-sized)."""
-    if is_transformer(backbone):
-        return transformer_maps(backbone, images)
-    return cbam_stage_maps(backbone, images)
+    layout = backbone.token_layout
+    if layout is not None:
+        return transformer_maps(backbone, layout, images)
+    return spatial_gate_maps(backbone, images)
 
 
 def explain_maps(
-    backbone: nn.Module, images: torch.Tensor, targets: torch.Tensor | None = None
+    backbone: Backbone, images: torch.Tensor, targets: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:
     """Named maps (B, H, W) for images (B, C, H, W), each image-sized, finite and in [0, 1].
 

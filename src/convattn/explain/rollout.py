@@ -15,7 +15,7 @@ import torch
 def attention_rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
     """Joint attention from the output tokens to the input tokens, (B, T, T).
 
-    `attentions` are the blocks' softmax probabilities (B, heads, T, T) in forward order. Per
+    `attentions` are each layer's softmax probabilities (B, heads, T, T) in forward order. Per
     block: average the heads, add the identity for the residual path, re-normalise the rows,
     then multiply through the layers (last block on the left).
     """
@@ -30,25 +30,25 @@ def attention_rollout(attentions: Sequence[torch.Tensor]) -> torch.Tensor:
     return rollout
 
 
-def read_token_map(attn: torch.Tensor, num_prefix_tokens: int, cls_row: bool) -> torch.Tensor:
+def read_token_map(attn: torch.Tensor, prefix: int, cls_row: bool) -> torch.Tensor:
     """How much each patch token feeds the pooled output: (..., T, T) -> (..., N).
 
     `cls_row`: read row 0 (the class token). Otherwise average the patch-token rows, since
     average pooling weighs every patch token's output equally.
     """
-    cols = attn[..., num_prefix_tokens:]
+    cols = attn[..., prefix:]
     if cls_row:
         return cols[..., 0, :]
-    return cols[..., num_prefix_tokens:, :].mean(dim=-2)
+    return cols[..., prefix:, :].mean(dim=-2)
 
 
 def rollout_token_map(
-    attentions: Sequence[torch.Tensor], num_prefix_tokens: int, cls_row: bool
+    attentions: Sequence[torch.Tensor], prefix: int, cls_row: bool
 ) -> torch.Tensor:
-    """Rollout over all blocks read at the pooled output: (B, N)."""
-    return read_token_map(attention_rollout(attentions), num_prefix_tokens, cls_row)
+    """Rollout over all layers read at the pooled output: (B, N)."""
+    return read_token_map(attention_rollout(attentions), prefix, cls_row)
 
 
-def head_token_maps(attn: torch.Tensor, num_prefix_tokens: int, cls_row: bool) -> torch.Tensor:
+def head_token_maps(attn: torch.Tensor, prefix: int, cls_row: bool) -> torch.Tensor:
     """One block's attention per head, read like the rollout: (B, heads, T, T) -> (B, heads, N)."""
-    return read_token_map(attn.float(), num_prefix_tokens, cls_row)
+    return read_token_map(attn.float(), prefix, cls_row)

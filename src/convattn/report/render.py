@@ -1,132 +1,150 @@
-"""Write the report: markdown table, CSV, and accuracy against cost plots."""
+"""Write the report: report.md (tables, curves, what was left out) and report.csv."""
 
 from __future__ import annotations
 
 import csv
 import math
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt
-
-from convattn.report.collect import Job
-from convattn.report.stats import ArmSummary, PairedDiff
-
-
-def pct(x: float) -> str:
-    return "–" if math.isnan(x) else f"{100 * x:.2f}"
+from convattn.report.build import Report, curve_file
+from convattn.report.collect import RECORD_NAME, Job
+from convattn.report.curve_tables import curve_section
+from convattn.report.fmt import fmt_value, num, pct
+from convattn.report.stats import BASELINE_ARM, ArmSummary, PairedDiff
 
 
-def num(x: float, fmt: str) -> str:
-    return "–" if x is None or math.isnan(x) else format(x, fmt)
+def code_list(keys: list[str]) -> str:
+    return ", ".join(f"`{k}`" for k in keys)
 
 
-def summary_table(rows: list[ArmSummary]) -> list[str]:
+def summary_table(rows: list[ArmSummary], swept: list[str]) -> list[str]:
+    keys = "".join(f" {k} |" for k in swept)
     lines = [
-        "| arm | size | dataset | n | test acc % (mean ± std) | macro-F1 % | ECE | params (M) "
-        "| GFLOPs/img | train img/s | latency ms (b=1) | wall time s | deletion AUC ↓ |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| arm | size | dataset |{keys} n | test acc % (mean ± std) | macro-F1 % | ECE "
+        "| params (M) | GFLOPs/img | train img/s | time × cnn | latency ms (b=1) | wall time s "
+        "| deletion AUC ↓ |",
+        "|---|---|---|" + "---:|" * len(swept) + "---:|" * 11,
     ]
     for r in rows:
+        values = "".join(f" {fmt_value(v)} |" for _, v in r.setting)
         lines.append(
-            f"| {r.arm} | {r.size} | {r.dataset} | {r.n} | {pct(r.acc_mean)} ± {pct(r.acc_std)} "
-            f"| {pct(r.f1_mean)} | {num(r.ece_mean, '.4f')} | {num(r.params / 1e6, '.3f')} "
+            f"| {r.arm} | {r.size} | {r.dataset} |{values} {r.n} "
+            f"| {pct(r.acc_mean)} ± {pct(r.acc_std)} | {pct(r.f1_mean)} "
+            f"| {num(r.ece_mean, '.4f')} | {num(r.params / 1e6, '.3f')} "
             f"| {num(r.gflops, '.4f')} | {num(r.train_images_per_s, '.0f')} "
-            f"| {num(r.latency_ms_b1, '.2f')} | {num(r.wall_time_s, '.0f')} "
-            f"| {num(r.deletion_auc, '.3f')} |"
+            f"| {num(r.time_x_cnn, '.2f')} | {num(r.latency_ms_b1, '.2f')} "
+            f"| {num(r.wall_time_s, '.0f')} | {num(r.deletion_auc, '.3f')} |"
         )
     return lines
 
 
-def diff_table(diffs: list[PairedDiff]) -> list[str]:
+def diff_table(diffs: list[PairedDiff], swept: list[str]) -> list[str]:
+    keys = "".join(f" {k} |" for k in swept)
     lines = [
-        "| arm | size | dataset | paired seeds | Δ test acc (points) | 95 % CI |",
-        "|---|---|---|---:|---:|---|",
+        f"| arm | size | dataset |{keys} paired seeds | Δ test acc (points) | 95 % CI |",
+        "|---|---|---|" + "---:|" * len(swept) + "---:|---:|---|",
     ]
     for d in diffs:
+        values = "".join(f" {fmt_value(v)} |" for _, v in d.setting)
         ci = (
             "n/a (one seed)"
             if math.isnan(d.ci_low)
             else f"[{100 * d.ci_low:+.2f}, {100 * d.ci_high:+.2f}]"
         )
         lines.append(
-            f"| {d.arm} | {d.size} | {d.dataset} | {d.n_pairs} | {100 * d.mean:+.2f} | {ci} |"
+            f"| {d.arm} | {d.size} | {d.dataset} |{values} {d.n_pairs} | {100 * d.mean:+.2f} "
+            f"| {ci} |"
         )
     return lines
 
 
 def problem_list(jobs: list[Job]) -> list[str]:
-    bad = [j for j in jobs if j.status != "completed"]
-    if not bad:
+    """Failed, interrupted and unfinished jobs, with their error."""
+    if not jobs:
         return ["All jobs completed."]
     return [
         f"- `{j.path}`: **{j.status}** (arm {j.arm}, seed {j.seed})"
         + (f" — {j.error}" if j.error else "")
-        for j in bad
+        for j in jobs
     ]
 
 
-def write_markdown(
-    path: Path, rows: list[ArmSummary], diffs: list[PairedDiff], jobs: list[Job]
-) -> None:
+def skipped_list(jobs: list[Job]) -> list[str]:
+    """Jobs whose record could not be used: the file and why."""
+    return [f"- `{j.source or j.path / RECORD_NAME}`: {j.error}" for j in jobs]
+
+
+def headline(report: Report) -> list[str]:
+    text = [f"{len(report.usable)} of {len(report.jobs)} jobs completed."]
+    if report.skipped:
+        text.append(
+            f"{len(report.skipped)} skipped: their records could not be used "
+            "(see *Skipped records*)."
+        )
+    if report.swept:
+        text.append(
+            f"Swept besides the seed: {code_list(report.swept)}. The tables below have one row "
+            "per arm and value, and arms are paired with the baseline at the same value."
+        )
+    return [" ".join(text)]
+
+
+def markdown(report: Report) -> list[str]:
+    by = f" and {code_list(report.swept)}" if report.swept else ""
+    at = f", at the same {code_list(report.swept)}" if report.swept else ""
     text = [
         "# Ablation report",
         "",
-        f"{sum(j.status == 'completed' for j in jobs)} of {len(jobs)} jobs completed.",
+        *headline(report),
         "",
-        "## Per arm",
+        f"## Per arm{by}",
         "",
-        *summary_table(rows),
+        *summary_table(report.rows, report.swept),
         "",
-        "## Against the conv-only baseline (paired by seed)",
+        f"*time × {BASELINE_ARM}*: the {BASELINE_ARM} arm's training images/s over the arm's "
+        f"(same size, dataset{' and swept values' if report.swept else ''}): the compute time "
+        "per image relative to the conv-only baseline.",
         "",
-        *(diff_table(diffs) if diffs else ["No arm shares seeds with a `cnn` baseline."]),
+        f"## Against the conv-only baseline (paired by seed{at})",
         "",
-        "## Failed or unfinished jobs",
-        "",
-        *problem_list(jobs),
+        *(
+            diff_table(report.diffs, report.swept)
+            if report.diffs
+            else [f"No arm shares seeds with a `{BASELINE_ARM}` baseline."]
+        ),
         "",
         "![accuracy against cost](report.png)",
         "",
     ]
-    path.write_text("\n".join(text))
+    for key, points in report.curves.items():
+        text += [*curve_section(key, points, curve_file(key, "png"), curve_file(key, "csv")), ""]
+    text += ["## Failed or unfinished jobs", "", *problem_list(report.unfinished), ""]
+    if report.skipped:
+        text += ["## Skipped records", "", *skipped_list(report.skipped), ""]
+    if report.notes:
+        text += ["## Notes", "", *(f"- {n}" for n in report.notes), ""]
+    return text
 
 
-def write_csv(path: Path, rows: list[ArmSummary]) -> None:
+def write_markdown(path: Path, report: Report) -> None:
+    path.write_text("\n".join(markdown(report)))
+
+
+def summary_records(report: Report) -> list[dict[str, Any]]:
+    """The per-arm rows as flat records (swept keys as columns): the CSV and the W&B table."""
+    records = []
+    for r in report.rows:
+        fields = dict(vars(r))
+        fields.pop("setting")
+        records.append({"arm": r.arm, "size": r.size, "dataset": r.dataset, **dict(r.setting)})
+        records[-1] |= fields
+    return records
+
+
+def write_records(path: Path, records: list[dict[str, Any]]) -> None:
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(asdict(rows[0]))) if rows else None
-        if writer:
+        if records:
+            writer = csv.DictWriter(f, fieldnames=list(records[0]))
             writer.writeheader()
-            writer.writerows(asdict(r) for r in rows)
-
-
-def write_plot(path: Path, rows: list[ArmSummary]) -> None:
-    """Accuracy with error bars against GFLOPs and against params, one marker per arm."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    markers = dict(zip(sorted({r.arm for r in rows}), "osD^vP*X", strict=False))
-    for ax, attr, label in (
-        (axes[0], "gflops", "GFLOPs per image"),
-        (axes[1], "params", "parameters"),
-    ):
-        for r in rows:
-            x = getattr(r, attr)
-            err = 0.0 if math.isnan(r.acc_std) else 100 * r.acc_std
-            ax.errorbar(
-                x,
-                100 * r.acc_mean,
-                yerr=err,
-                marker=markers[r.arm],
-                capsize=4,
-                linestyle="none",
-                label=f"{r.arm} ({r.size}, {r.dataset}, n={r.n})",
-            )
-        ax.set_xlabel(label)
-        ax.set_ylabel("test accuracy (%)")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("accuracy against cost (mean ± std over seeds)")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+            writer.writerows(records)

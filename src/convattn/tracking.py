@@ -16,19 +16,24 @@ from convattn.backbones.profile import (
     measure_latency,
     measure_throughput,
 )
+from convattn.data.base import ClassificationDataModule
+from convattn.records import RunRecord
 
 
-def run_facts(cfg: DictConfig, model: L.LightningModule, datamodule: Any) -> dict[str, Any]:
+def run_facts(
+    cfg: DictConfig, model: L.LightningModule, datamodule: ClassificationDataModule
+) -> dict[str, Any]:
     """The key facts of a run, for metrics.json, run names and tags."""
     return {
         "task": cfg.task_name,
         "arm": cfg.model.arm,
         "size": cfg.model.get("size"),
         "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "dataset": getattr(datamodule, "name", type(datamodule).__name__),
+        "dataset": datamodule.name,
         "img_size": datamodule.img_size,
         "in_chans": datamodule.in_chans,
         "num_classes": datamodule.num_classes,
+        "train_fraction": datamodule.hparams.train_fraction,
         "seed": cfg.seed,
         "params": count_params(model.backbone),
         "trainable_params": count_params(model.backbone, trainable_only=True),
@@ -83,14 +88,14 @@ def log_run_facts(cfg: DictConfig, facts: dict[str, Any], loggers: list[Logger])
 
 
 @rank_zero_only
-def log_final(loggers: list[Logger], record: dict[str, Any]) -> None:
+def log_final(loggers: list[Logger], record: RunRecord) -> None:
     """Final numbers that are not per-step metrics: wall time, and the confusion matrix."""
     run = wandb_experiment(loggers)
     if run is None:
         return
-    run.summary["wall_time_s"] = record["wall_time_s"]
-    if record.get("confusion_matrix") is not None:
-        log_confusion_matrix(run, torch.as_tensor(record["confusion_matrix"]))
+    run.summary["wall_time_s"] = record.wall_time_s
+    if record.confusion_matrix is not None:
+        log_confusion_matrix(run, torch.as_tensor(record.confusion_matrix))
 
 
 def wandb_experiment(loggers: list[Logger]) -> Any | None:

@@ -12,13 +12,16 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from convattn.errors import find_user_error
-from convattn.utils.run_record import write_record
+from convattn.records import RunRecord
 
 log = logging.getLogger("convattn")
+
+Task = Callable[[DictConfig, RunRecord], dict[str, float]]
 
 
 def in_multirun() -> bool:
@@ -32,38 +35,43 @@ def finish_wandb(exit_code: int) -> None:
         wandb.finish(exit_code=exit_code)
 
 
-def task_wrapper(
-    task: Callable[[DictConfig], dict[str, Any]],
-) -> Callable[[DictConfig], dict[str, Any]]:
+def write_record(record: RunRecord, output_dir: str) -> None:
+    """metrics.json and attempts.jsonl, from rank 0 only."""
+    if rank_zero_only.rank == 0:
+        record.write(output_dir)
+
+
+def task_wrapper(task: Task) -> Callable[[DictConfig], dict[str, float]]:
     """Wrap a task: time it, finish W&B whatever happens, record failures in metrics.json.
 
-    In a multirun a failing job is recorded and the sweep goes on; in a single run the error
-    propagates to `run_cli`, which prints it.
+    The task fills in the `RunRecord` it is given as it goes (facts, metrics reached), so a
+    failure record keeps what was known. In a multirun a failing job is recorded and the sweep
+    goes on; in a single run the error propagates to `run_cli`, which prints it.
     """
 
     @functools.wraps(task)
-    def wrap(cfg: DictConfig) -> dict[str, Any]:
+    def wrap(cfg: DictConfig) -> dict[str, float]:
         start = time.time()
+        record = RunRecord(
+            task=cfg.task_name,
+            seed=cfg.get("seed"),
+            arm=(cfg.get("model") or {}).get("arm"),
+            output_dir=str(cfg.paths.output_dir),
+        )
         exit_code = 1
         try:
-            metrics = task(cfg)
+            metrics = task(cfg, record)
             exit_code = 0
             return metrics
         except BaseException as err:
             # Lightning turns Ctrl-C into SystemExit after its graceful shutdown.
             interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
-            status = "interrupted" if interrupted else "failed"
-            write_record(
-                cfg.paths.output_dir,
-                {
-                    "status": status,
-                    "error": f"{type(err).__name__}: {err}",
-                    "task": cfg.task_name,
-                    "seed": cfg.get("seed"),
-                    "arm": cfg.get("model", {}).get("arm"),
-                    "wall_time_s": time.time() - start,
-                },
+            record.update(
+                status="interrupted" if interrupted else "failed",
+                error=f"{type(err).__name__}: {err}",
+                wall_time_s=time.time() - start,
             )
+            write_record(record, cfg.paths.output_dir)
             if in_multirun() and not interrupted:
                 report = log.error if find_user_error(err) else log.exception
                 report(f"Job failed, the sweep goes on ({cfg.paths.output_dir}): {err}")

@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from convattn.resume import wandb_run_id
-from convattn.utils.task import in_multirun
+from convattn.task import in_multirun
 from convattn.utils.wandb_mode import wandb_should_be_offline
 
 log = logging.getLogger(__name__)

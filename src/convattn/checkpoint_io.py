@@ -1,0 +1,58 @@
+"""Checkpoints written whole or not at all: a full disk never leaves a truncated last.ckpt."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from convattn.errors import ConvattnError
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint IO, but the file is written beside the target, fsync'd and then
+    renamed over it, so the previous checkpoint stays intact until the new one is complete."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None
+    ) -> None:
+        if "://" in str(path):  # remote filesystems: Lightning's own fsspec path
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except (OSError, RuntimeError) as err:
+            Path(tmp).unlink(missing_ok=True)
+            cause = os_error_in(err)
+            if cause is None:
+                raise
+            raise ConvattnError(
+                f"Could not write the checkpoint {target} ({cause.strerror or cause}): the disk "
+                f"may be full or the file too large for this account's limits. The previous "
+                f"{target.name}, if any, is intact. Free space in {target.parent} (or point "
+                "paths.log_dir elsewhere) and run the same command again to resume."
+            ) from None
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def os_error_in(err: BaseException | None) -> OSError | None:
+    """The OSError behind `err`: torch's zip writer reports a failed write as a RuntimeError
+    raised while handling it."""
+    seen = 0
+    while err is not None and seen < 8:
+        if isinstance(err, OSError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None

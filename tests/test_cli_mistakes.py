@@ -1,0 +1,86 @@
+"""The mistakes table: every user mistake is one paragraph naming the value, exit 2, no traceback.
+
+Each row is a real command line run as a user would; rows run a few at a time in parallel
+subprocesses. The README's "Mistakes and their messages" table lists the same cases.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.runs import run_cli
+
+# (command, arguments, words the message must contain); {tmp} is the test's tmp dir.
+MISTAKES = [
+    ("convattn-train", ["recipe.optimizer.lr=nan"], ["recipe.optimizer.lr=nan", ">= 0"]),
+    ("convattn-train", ["recipe.optimizer.lr=-0.1"], ["recipe.optimizer.lr=-0.1", ">= 0"]),
+    ("convattn-train", ["recipe.optimizer.weight_decay=-1"], ["weight_decay=-1"]),
+    ("convattn-train", ["recipe.label_smoothing=1.0"], ["label_smoothing=1.0", "[0, 1)"]),
+    ("convattn-train", ["recipe.mixup.mixup_alpha=-1"], ["mixup.mixup_alpha=-1"]),
+    ("convattn-train", ["recipe.class_weights=[1.0,2.0]"], ["recipe.class_weights", "10 numbers"]),
+    ("convattn-train", ["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "max_steps"]),
+    ("convattn-train", ["data.batch_size=0"], ["data.batch_size=0"]),
+    ("convattn-train", ["data.eval_batch_size=-4"], ["data.eval_batch_size=-4"]),
+    ("convattn-train", ["data.val_fraction=1.5"], ["data.val_fraction=1.5"]),
+    ("convattn-train", ["data.train_fraction=0"], ["data.train_fraction=0"]),
+    ("convattn-train", ["data.img_size=4"], ["data.img_size=4"]),
+    ("convattn-train", ["data.imbalance=5"], ["data.imbalance=5"]),
+    ("convattn-train", ["data=mnist", "data.batch_size=0"], ["data.batch_size=0"]),
+    (
+        "convattn-train",
+        ["data=cifar10", "data.root={tmp}/none"],
+        ["CIFAR-10", "data.download=true"],
+    ),
+    ("convattn-train", ["data=imagefolder", "data.root={tmp}/none"], ["{tmp}/none"]),
+    ("convattn-train", ["model=transformerz"], ["model/transformerz", "Available options"]),
+    ("convattn-train", ["model.size=huge"], ["huge", "tiny"]),
+    ("convattn-train", ["recipe.optimzer.lr=1e-3"], ["did you mean", "recipe.optimizer.lr"]),
+    ("convattn-train", ["trainer.max_epoch=3"], ["did you mean", "trainer.max_epochs"]),
+    ("convattn-train", ["resume=maybe"], ["resume='maybe'", "resume=force"]),
+    ("convattn-train", ["ckpt_path={tmp}/nowhere.ckpt"], ["ckpt_path=", "no checkpoint file"]),
+    ("convattn-train", ["ckpt_path={tmp}/notes.ckpt"], ["notes.ckpt", "cannot be read"]),
+    ("convattn-train", ["ckpt_path={tmp}/truncated.ckpt"], ["truncated.ckpt", "cannot be read"]),
+    ("convattn-train", ["hydra.run.dir={tmp}/notes.ckpt/run"], ["notes.ckpt"]),
+    ("convattn-eval", ["ckpt_path={tmp}/nowhere.ckpt"], ["no checkpoint file"]),
+    ("convattn-eval", ["ckpt_path={tmp}/truncated.ckpt"], ["truncated.ckpt"]),
+    ("convattn-eval", ["ckpt_path={tmp}/notes.ckpt", "split=trian"], ["split"]),
+    ("convattn-explain", ["{tmp}/notes.ckpt"], ["notes.ckpt"]),
+    ("convattn-report", ["{tmp}/no_sweep_here"], ["no_sweep_here"]),
+]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Path:
+    """Files the mistakes point at: a text file named .ckpt and a truncated real checkpoint."""
+    tmp = tmp_path_factory.mktemp("mistakes")
+    (tmp / "notes.ckpt").write_text("my notes, not a checkpoint\n")
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "global_step": 3}, tmp / "whole.ckpt")
+    (tmp / "truncated.ckpt").write_bytes((tmp / "whole.ckpt").read_bytes()[:600])
+    return tmp
+
+
+def run_mistake(row: tuple[str, list[str], list[str]], tmp: Path):
+    command, args, _ = row
+    args = [a.replace("{tmp}", str(tmp)) for a in args]
+    extra = ["logger=csv", "print_config=false"] if command == "convattn-train" else []
+    return run_cli(command, *args, *extra, cwd=tmp, check=False)
+
+
+@pytest.mark.slow
+def test_every_mistake_is_one_paragraph_and_exit_2(planted: Path) -> None:
+    assert len(MISTAKES) >= 25
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        procs = list(pool.map(lambda row: run_mistake(row, planted), MISTAKES))
+    failures = []
+    for (command, args, words), proc in zip(MISTAKES, procs, strict=True):
+        text = proc.stdout + proc.stderr
+        words = [w.replace("{tmp}", str(planted)) for w in words]
+        problems = [f"exit {proc.returncode}"] if proc.returncode != 2 else []
+        problems += ["a traceback"] if "Traceback" in text else []
+        problems += [f"no {w!r}" for w in words if w not in text]
+        if problems:
+            failures.append(f"{command} {' '.join(args)}: {', '.join(problems)}\n{text[-1500:]}")
+    assert not failures, "\n\n".join(failures)

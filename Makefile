@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-dev train test test-fast lint format bench clean slurm-start slurm-stop
+.PHONY: help install install-dev train test test-fast lint format bench results clean slurm-start slurm-stop
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ format: install-dev  ## apply ruff fixes and formatting
 
 bench: install  ## framework overhead vs a plain PyTorch loop
 	$(PY) scripts/bench_overhead.py
+
+results: install  ## rerun the README's Fashion-MNIST results (about 2 h on 2 CPU cores)
+	VENV=$(VENV) scripts/fashion_mnist_results.sh
 
 slurm-start:  ## start the local Slurm cluster (two fake nodes on this host)
 	$(SLURM) start

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,3 +33,16 @@ def train_cfg(tmp_path: Path) -> Iterator:
 
     yield make
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def decode_cache_dir(tmp_path_factory) -> Iterator[Path]:
+    """The suite's own decode cache (inherited by CLI subprocesses), not the user's."""
+    folder = tmp_path_factory.mktemp("decode_cache")
+    before = os.environ.get("CONVATTN_CACHE_DIR")
+    os.environ["CONVATTN_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("CONVATTN_CACHE_DIR", None)
+    else:
+        os.environ["CONVATTN_CACHE_DIR"] = before

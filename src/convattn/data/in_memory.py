@@ -8,6 +8,7 @@ per-sample PIL work are needed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from torch.utils.data import Dataset
 
 from convattn.data.base import Batch, ClassificationDataModule
 from convattn.data.batch_augment import BatchTransform
+from convattn.data.decode_cache import Splits, cached_splits
 from convattn.errors import ConvattnError
 
 Split = tuple[torch.Tensor, torch.Tensor]  # (images (N, C, H, W), labels (N,))
@@ -88,6 +90,13 @@ def channel_stats(images: torch.Tensor, chunk: int = 4096) -> tuple[list[float],
     return mean.tolist(), std.tolist()
 
 
+# Options applied after decoding (or not about the data at all): they do not key the cache.
+AFTER_DECODE = {
+    "root", "download", "batch_size", "eval_batch_size", "train_fraction", "imbalance",
+    "balanced_sampler", "hflip", "crop_padding", "randaugment", "randaugment_ops",
+}  # fmt: skip
+
+
 class InMemoryDataModule(ClassificationDataModule):
     """Base of the in-memory sets: subclasses set `in_chans`, `num_classes`, `name` and
     implement `load_splits`.
@@ -121,10 +130,23 @@ class InMemoryDataModule(ClassificationDataModule):
         """Decoded 'train', 'val' and 'test' splits: uint8 [0, 255] or float [0, 1] images."""
         raise NotImplementedError
 
+    def source_files(self) -> list[Path]:
+        """The files the splits are decoded from; they key the decode cache ([]: no cache)."""
+        return []
+
     def load_datasets(self) -> dict[str, TensorBatchDataset]:
+        def decode() -> Splits:
+            return {
+                split: (resize_images(images, self.img_size), labels)
+                for split, (images, labels) in self.load_splits().items()
+            }
+
+        # What the decoded splits depend on: every option except how they are sampled/augmented.
+        settings = {k: v for k, v in self.hparams.items() if k not in AFTER_DECODE}
+        settings |= {"module": type(self).__qualname__, "img_size": self.img_size}
+        splits = cached_splits(self.source_files(), settings, decode)
         return {
-            split: TensorBatchDataset(resize_images(images, self.img_size), labels)
-            for split, (images, labels) in self.load_splits().items()
+            split: TensorBatchDataset(images, labels) for split, (images, labels) in splits.items()
         }
 
     def on_datasets_ready(self) -> None:

@@ -70,6 +70,10 @@ class TorchvisionDataModule(InMemoryDataModule):
         candidates = self.candidate_folders()
         return next((f for f in candidates if not self.missing_files(f)), candidates[0])
 
+    def source_files(self) -> list[Path]:
+        self.check_files()  # the cache is keyed by the files: they must all be there
+        return [self.folder / name for name in self.expected_files()]
+
     def missing_hint(self) -> str:
         return ""
 
@@ -181,6 +185,10 @@ class MNISTDataModule(TorchvisionDataModule):
 
     def has_file(self, folder: Path, name: str) -> bool:
         return (folder / name).is_file() or (folder / f"{name}.gz").is_file()
+
+    def source_files(self) -> list[Path]:
+        self.check_files()
+        return [self.idx_path(name) for name in self.expected_files()]
 
     def idx_path(self, name: str) -> Path:
         plain = self.folder / name

@@ -43,7 +43,8 @@ def cache_key(sources: Iterable[Path], settings: dict[str, Any]) -> str:
     for path in sorted(Path(p).resolve() for p in sources):
         stat = path.stat()
         files.append([str(path), stat.st_size, stat.st_mtime_ns])
-    text = json.dumps({"v": FORMAT_VERSION, "files": files, **settings}, sort_keys=True, default=str)
+    key = {"v": FORMAT_VERSION, "files": files, **settings}
+    text = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 

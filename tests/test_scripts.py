@@ -1,0 +1,46 @@
+"""The benchmark and table scripts run at tiny sizes, so they cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def run_script(name: str, *args: str, cwd: Path) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *args],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_model_table_lists_every_arm(tmp_path: Path) -> None:
+    from convattn.backbones import list_arms
+
+    out = run_script("model_table.py", "--markdown", cwd=tmp_path)
+    for arm in list_arms():
+        assert re.search(rf"\|\s*{arm}\s*\|", out), out
+
+
+@pytest.mark.slow
+def test_bench_overhead_prints_a_ratio(tmp_path: Path) -> None:
+    out = run_script("bench_overhead.py", "--epochs", "1", cwd=tmp_path)
+    ratio = float(re.search(r"overhead ratio: ([0-9.]+)", out).group(1))
+    assert 0.5 < ratio < 5, out
+
+
+def test_bench_data_prints_each_pipeline(tmp_path: Path) -> None:
+    out = run_script(
+        "bench_data.py", "--images", "512", "--batch-size", "64", "--batches", "3",
+        "--warmup", "1", "--workers", "1", "--markdown", cwd=tmp_path,
+    )  # fmt: skip
+    rows = [line for line in out.splitlines() if line.startswith("|") and "---" not in line]
+    assert len(rows) >= 3, out  # header + the baseline + convattn's pipelines
+    assert "torchvision" in out and "convattn" in out

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from convattn.atomic import atomic_write
 from convattn.errors import ConvattnError
 
 
@@ -24,15 +24,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().save_checkpoint(checkpoint, path, storage_options)
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
+            atomic_write(target, lambda f: torch.save(checkpoint, f))
         except (OSError, RuntimeError) as err:
-            Path(tmp).unlink(missing_ok=True)
             cause = os_error_in(err)
             if cause is None:
                 raise
@@ -42,9 +36,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f"{target.name}, if any, is intact. Free space in {target.parent} (or point "
                 "paths.log_dir elsewhere) and run the same command again to resume."
             ) from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def os_error_in(err: BaseException | None) -> OSError | None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from convattn.atomic import atomic_write
 
 RECORD_NAME = "metrics.json"
 ATTEMPTS_NAME = "attempts.jsonl"
@@ -124,7 +125,8 @@ class RunRecord:
         path = run_dir / RECORD_NAME
         if self.status != "completed" and completed_record_exists(run_dir):
             return path
-        atomic_write(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+        atomic_write(path, lambda f: f.write(text.encode()))
         return path
 
 
@@ -136,23 +138,3 @@ def completed_record_exists(run_dir: Path) -> bool:
         return RunRecord.read(run_dir).status == "completed"
     except RecordError:
         return False
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write `text` so that `path` is always either the old file or the whole new one: a unique
-    temp file in the same folder, flushed to disk, then renamed over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a crash
-    finally:
-        os.close(dir_fd)

@@ -14,12 +14,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from convattn.atomic import atomic_write
 
 log = logging.getLogger("convattn")
 
@@ -77,21 +78,12 @@ def read_entry(path: Path, names: Iterable[str]) -> Splits | None:
 
 
 def write_entry(path: Path, splits: Splits) -> None:
-    """Atomic: a temporary file in the same folder, fsync'd, then renamed over the entry."""
+    """Atomic (`convattn.atomic`); a failure (full disk, read-only cache) only costs the cache."""
+    entry = {k: tuple(v) for k, v in splits.items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        log.warning("No decode cache in %s (%s).", path.parent, err)
-        return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({k: tuple(v) for k, v in splits.items()}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # a full disk only costs the cache
-        Path(tmp).unlink(missing_ok=True)
+        atomic_write(path, lambda f: torch.save(entry, f))
+    except (OSError, RuntimeError) as err:
         log.warning("Could not write the decode cache %s (%s).", path, err)
 
 

@@ -1,16 +1,24 @@
-"""Framework overhead: per-epoch training time of convattn vs a minimal PyTorch loop.
+"""Framework overhead: convattn against the loop a person would write by hand.
 
-Same backbone, data, batch size, optimizer and thread count, measured in one process:
+In memory (default): per-epoch training time on digits, same backbone, data, batch size,
+optimizer and thread count, measured in one process (target ratio <= 1.10 on CPU):
     python scripts/bench_overhead.py [--epochs 4] [--arm cnn] [--size tiny]
-Prints a table with the median epoch time of each and their ratio (target <= 1.10 on CPU).
+Image folder: whole processes, start-up included, alternating `convattn-train data=imagefolder`
+with scripts/timm_loop.py (timm's create_transform, a DataLoader with the same workers, timm's
+resnet18) on a folder of PNGs this script writes, one epoch + one val pass each (target <= 1.05):
+    python scripts/bench_overhead.py --imagefolder [--images 3000] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -97,6 +105,47 @@ def plain_epochs(arm: str, size: str, epochs: int) -> list[float]:
     return times
 
 
+def process_seconds(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def image_folder_bench(images: int, rounds: int, workers: int) -> None:
+    from bench_startup import write_image_folder  # scripts/ is on sys.path when run as a script
+
+    here = Path(__file__).resolve().parent
+    train = str(Path(sys.executable).with_name("convattn-train"))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_image_folder(Path(tmp) / "folder", per_class=images // 10, classes=10)
+        hand = [sys.executable, str(here / "timm_loop.py"), str(root), f"--workers={workers}"]
+        framework = [
+            train, "data=imagefolder", f"data.root={root}", "data.img_size=64",
+            f"data.num_workers={workers}", "data.auto_augment=null", "data.re_prob=0",
+            "model.size=null", "trainer.max_epochs=1", "test=false", "logger=csv",
+            "callbacks=none", "profile=false", f"hydra.run.dir={tmp}/run",
+        ]  # fmt: skip
+        hand_s, framework_s = [], []
+        for _ in range(rounds):  # alternating, so load drift hits both alike
+            hand_s.append(process_seconds(hand))
+            framework_s.append(process_seconds(framework))
+    base, fw = statistics.median(hand_s), statistics.median(framework_s)
+    table = Table(
+        title=f"image folder: {images} + {images // 6} PNGs, resnet18 at 64 px, batch 64, "
+        f"{workers} workers, 1 epoch + val, whole processes (median of {rounds})"
+    )
+    for col in ("run", "s", "ratio"):
+        table.add_column(col, justify="right" if col != "run" else "left")
+    table.add_row("hand timm loop (scripts/timm_loop.py)", f"{base:.1f}", "1.00")
+    table.add_row("convattn-train data=imagefolder", f"{fw:.1f}", f"{fw / base:.3f}")
+    Console().print(table)
+    print(
+        f"image-folder ratio: {fw / base:.3f}  (hand loop runs: {hand_s}, convattn: {framework_s})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arm", default="cnn")
@@ -104,7 +153,14 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, default=4, help="timed epochs after one warm-up epoch"
     )
+    parser.add_argument("--imagefolder", action="store_true", help="the image-folder bench")
+    parser.add_argument("--images", type=int, default=3000, help="image folder: train images")
+    parser.add_argument("--rounds", type=int, default=2, help="image folder: runs of each")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
+    if args.imagefolder:
+        image_folder_bench(args.images, args.rounds, args.workers)
+        return
     quiet_libraries()
     runs = 1 + args.epochs
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The README's Fashion-MNIST results, rerun by one command (CPU scale; about 2 h on 2 cores):
-#   scripts/fashion_mnist_results.sh [OUT]           # default OUT=logs/fashion_mnist_results
-# 1. the cnn arm on the full training set (experiment=fashion_mnist_cnn, 12 epochs)
-# 2. data efficiency, narrowed: cnn and vit x train fractions 0.03, 0.3 x seed 0, 600 steps
-# 3. lr sensitivity, narrowed: cnn and vit x lr 3e-4, 3e-3 x seed 0, 600 steps
-# and a convattn-report for each sweep (tables, curves, plots) under OUT/.
+#   scripts/fashion_mnist_results.sh [OUT] [STEP ...]   # default OUT=logs/fashion_mnist_results
+# Steps (all by default, in this order):
+#   cnn_full         the cnn arm on the full training set (experiment=fashion_mnist_cnn, 12 epochs)
+#   arms             4 arms x seeds 0,1,2 at one budget: train fraction 0.1, 400 steps
+#   data_efficiency  cnn and vit x train fractions 0.03, 0.3 x seed 0, 600 steps
+#   lr_sensitivity   cnn, vit and hybrid x lr 3e-4, 3e-3, 1e-2 (33x) x seed 0, 400 steps
+# and a convattn-report for each sweep (tables, curves, plots) under OUT/<step>/report.
 # Full scale on a GPU or Slurm cluster: drop the narrowing overrides, e.g.
 #   convattn-train experiment=data_efficiency trainer=gpu hydra/launcher=slurm
 #   convattn-train experiment=lr_sensitivity trainer=gpu hydra/launcher=slurm
@@ -12,18 +14,36 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-logs/fashion_mnist_results}
+shift || true
+[ $# -gt 0 ] || set -- cnn_full arms data_efficiency lr_sensitivity
 BIN=${VENV:-.venv}/bin
 mkdir -p "$OUT"
-common=(logger=csv callbacks.attention_maps=null)
-narrow=(model=cnn,vit seed=0 trainer.max_steps=600 trainer.val_check_interval=200 profile=false)
+common=(logger=csv callbacks.attention_maps=null profile=false)
 
-time "$BIN/convattn-train" experiment=fashion_mnist_cnn "${common[@]}" \
-  hydra.run.dir="$OUT/cnn_full"
+sweep() {  # sweep NAME PRESET OVERRIDES...: one multirun, then its report
+  local name=$1 preset=$2
+  shift 2
+  time "$BIN/convattn-train" experiment="$preset" "${common[@]}" "$@" \
+    hydra.sweep.dir="$OUT/$name"
+  "$BIN/convattn-report" "$OUT/$name" -o "$OUT/$name/report"
+}
 
-time "$BIN/convattn-train" experiment=data_efficiency "${common[@]}" "${narrow[@]}" \
-  data.train_fraction=0.03,0.3 hydra.sweep.dir="$OUT/data_efficiency"
-"$BIN/convattn-report" "$OUT/data_efficiency" -o "$OUT/data_efficiency/report"
-
-time "$BIN/convattn-train" experiment=lr_sensitivity "${common[@]}" "${narrow[@]}" \
-  recipe.optimizer.lr=3e-4,3e-3 hydra.sweep.dir="$OUT/lr_sensitivity"
-"$BIN/convattn-report" "$OUT/lr_sensitivity" -o "$OUT/lr_sensitivity/report"
+for step in "$@"; do
+  case $step in
+    cnn_full)
+      time "$BIN/convattn-train" experiment=fashion_mnist_cnn "${common[@]}" \
+        hydra.run.dir="$OUT/cnn_full" ;;
+    arms)
+      sweep arms data_efficiency model=cnn,vit,hybrid,cbam seed=0,1,2 \
+        data.train_fraction=0.1 trainer.max_steps=400 trainer.val_check_interval=200 ;;
+    data_efficiency)
+      sweep data_efficiency data_efficiency model=cnn,vit seed=0 \
+        data.train_fraction=0.03,0.3 trainer.max_steps=600 trainer.val_check_interval=200 ;;
+    lr_sensitivity)
+      sweep lr_sensitivity lr_sensitivity model=cnn,vit,hybrid seed=0 \
+        recipe.optimizer.lr=3e-4,3e-3,1e-2 trainer.max_steps=400 trainer.val_check_interval=200 ;;
+    *)
+      echo "unknown step '$step'; valid: cnn_full arms data_efficiency lr_sensitivity" >&2
+      exit 2 ;;
+  esac
+done

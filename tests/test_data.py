@@ -71,3 +71,17 @@ def test_loader_yields_whole_batches(digits: DigitsDataModule) -> None:
 def test_bad_values_are_named(kwargs: dict, named: str) -> None:
     with pytest.raises(ConvattnError, match=named):
         DigitsDataModule(**kwargs)
+
+
+def test_channel_stats_match_torch_for_uint8_and_float() -> None:
+    from convattn.data.in_memory import channel_stats
+
+    images = torch.randint(0, 256, (300, 3, 9, 7), dtype=torch.uint8)
+    images[:, 1] //= 4  # channels with different moments
+    reference = images.double() / 255
+    expected_mean = reference.mean(dim=(0, 2, 3))
+    expected_std = reference.std(dim=(0, 2, 3), unbiased=False)
+    for batch in (images, reference.float()):  # the histogram path and the float path
+        mean, std = channel_stats(batch, chunk=64)
+        assert torch.allclose(torch.tensor(mean, dtype=torch.float64), expected_mean, atol=1e-6)
+        assert torch.allclose(torch.tensor(std, dtype=torch.float64), expected_std, atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,6 +40,15 @@ class DigitsDataModule(InMemoryDataModule):
                 f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
                 "positive and sum to less than 1."
             )
+
+    def source_files(self) -> list[Path]:
+        # Keyed on scikit-learn's data file, found without importing scikit-learn (0.8 s): a run
+        # that finds its decoded splits in the cache never imports it.
+        spec = importlib.util.find_spec("sklearn")
+        if spec is None or not spec.submodule_search_locations:
+            return []
+        path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+        return [path] if path.is_file() else []
 
     def load_splits(self) -> dict[str, Split]:
         from sklearn.datasets import load_digits  # the one module that needs scikit-learn

@@ -1,0 +1,148 @@
+"""Start-up cost: one-step `convattn-train` runs against the import floor of the stack.
+
+    python scripts/bench_startup.py [--rounds 5] [--markdown]
+
+Every process is fresh. Rounds alternate the four commands, so drift in machine load hits all
+of them alike:
+
+- floor: `python -c "import lightning.pytorch, torchmetrics, hydra"`, what every
+  Lightning + Hydra tool pays before doing anything;
+- digits: `convattn-train` for one optimizer step on the embedded digits;
+- mnist_60k: the same on 60,000 MNIST-format images (idx files this script writes);
+- imagefolder: the same on a folder of PNGs this script writes (resnet, 64 px, 2 workers).
+
+The one-step runs skip validation, test, checkpoints and loggers other than CSV, so what is
+left is start-up: imports, config, data set-up, model build, one step. A warm-up round (not
+timed) fills the decode cache first, as a second run of any real job finds it; its times are
+printed as "first run". Prints median wall time, the extra over the floor (target <= 1.0 s)
+and the peak RSS of the main process (target: within 15 % of the floor + the decoded data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from convattn.backbones.profile import print_table
+
+FLOOR = [sys.executable, "-c", "import lightning.pytorch, torchmetrics, hydra"]
+ONE_STEP = [
+    "+trainer.max_steps=1", "+trainer.limit_val_batches=0", "test=false", "logger=csv",
+    "callbacks=none", "profile=false", "print_config=false",
+]  # fmt: skip
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """IDX as MNIST ships it: magic 0x0000080<ndim>, big-endian uint32 sizes, bytes; gzipped."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    path.write_bytes(gzip.compress(header + array.astype(np.uint8).tobytes(), compresslevel=1))
+
+
+def write_mnist(root: Path, n_train: int) -> Path:
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_train // 6)):
+        write_idx(
+            root / f"{prefix}-images-idx3-ubyte.gz",
+            rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+        )
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return root
+
+
+def write_image_folder(root: Path, per_class: int, classes: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("val", max(1, per_class // 6))):
+        for c in range(classes):
+            folder = root / split / f"class_{c}"
+            folder.mkdir(parents=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (72, 72, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def commands(work: Path, train: str) -> dict[str, list[str]]:
+    def run(name: str, *overrides: str) -> list[str]:
+        return [train, *ONE_STEP, f"hydra.run.dir={work / 'runs' / name}", *overrides]
+
+    return {
+        "floor": FLOOR,
+        "digits": run("digits"),
+        "mnist_60k": run("mnist", "data=mnist", f"data.root={work / 'mnist'}"),
+        "imagefolder": run(
+            "imagefolder",
+            "data=imagefolder",
+            f"data.root={work / 'folder'}",
+            "data.img_size=64",
+            "data.num_workers=2",
+            "data.auto_augment=null",
+        ),
+    }
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of the process itself (os.wait4 reports that child only)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{output.decode(errors='replace')[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds (medians over them)")
+    parser.add_argument("--images", type=int, default=60_000, help="MNIST-format train images")
+    parser.add_argument("--folder-images", type=int, default=250, help="PNGs per class, 4 classes")
+    parser.add_argument("--markdown", action="store_true")
+    args = parser.parse_args()
+    train = str(Path(sys.executable).with_name("convattn-train"))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write_mnist(work / "mnist", args.images)
+        write_image_folder(work / "folder", args.folder_images)
+        env = {**os.environ, "CONVATTN_CACHE_DIR": str(work / "cache"), "WANDB_MODE": "offline"}
+        cmds = commands(work, train)
+        first = {name: timed(cmd, env) for name, cmd in cmds.items()}
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
+        for _ in range(args.rounds):
+            for name, cmd in cmds.items():
+                times[name].append(timed(cmd, env))
+    floor_s = statistics.median(s for s, _ in times["floor"])
+    floor_mib = statistics.median(m for _, m in times["floor"])
+    decoded_mib = args.images * 32 * 32 / 2**20  # uint8, resized to the module's 32 px
+    rows = []
+    for name, samples in times.items():
+        seconds = statistics.median(s for s, _ in samples)
+        mib = statistics.median(m for _, m in samples)
+        extra = "" if name == "floor" else f"{seconds - floor_s:+.2f}"
+        rows.append([name, f"{first[name][0]:.2f}", f"{seconds:.2f}", extra, f"{mib:.0f}"])
+    print_table(
+        ["run", "first run s", f"median s ({args.rounds})", "extra over floor s", "peak RSS MiB"],
+        rows,
+        title=f"start-up, fresh processes, {os.cpu_count()} cores",
+        markdown=args.markdown,
+    )
+    print(f"floor + decoded {args.images} images: {floor_mib + decoded_mib:.0f} MiB")
+    for name in ("digits", "mnist_60k", "imagefolder"):
+        extra = statistics.median(s for s, _ in times[name]) - floor_s
+        print(f"extra over floor, {name}: {extra:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Start-up pays only for what the run uses: checked in fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Modules a CSV-logged training run on in-memory data never needs. matplotlib and scipy are not
+# listed: `import lightning.pytorch` (the floor every Lightning tool pays) imports them itself.
+UNUSED = [
+    "wandb",  # only with logger=wandb
+    "sklearn",  # only to decode the digits, once: later runs read the decode cache
+    "optuna",  # only with hydra/sweeper=optuna
+    "submitit",  # only with hydra/launcher=slurm
+    "convattn.explain",  # plotting: only in convattn-explain and the attention-maps callback
+    "convattn.report",
+]
+REPORT = """
+import atexit, json, sys
+atexit.register(lambda: print("LOADED=" + json.dumps([m for m in {names} if m in sys.modules])))
+"""
+
+
+def loaded_after(code: str, env_extra: dict[str, str], cwd: Path) -> list[str]:
+    """Which of UNUSED are in sys.modules when a fresh interpreter running `code` exits."""
+    import os
+
+    script = REPORT.format(names=UNUSED) + code
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=cwd, capture_output=True, text=True,
+        env={**os.environ, **env_extra}, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("LOADED="))
+    return json.loads(line.removeprefix("LOADED="))
+
+
+def test_importing_train_loads_none_of_the_optional_modules(tmp_path: Path) -> None:
+    assert loaded_after("import convattn.train", {}, tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_csv_run_on_cached_digits_loads_none_of_them(tmp_path: Path) -> None:
+    run = """
+import runpy
+sys.argv = ["convattn-train", "+trainer.max_steps=1", "+trainer.limit_val_batches=0",
+            "test=false", "logger=csv", "callbacks=none", "profile=false",
+            "hydra.run.dir={run_dir}"]
+try:
+    runpy.run_module("convattn.train", run_name="__main__")
+except SystemExit as stop:
+    assert not stop.code, stop.code
+"""
+    env = {"CONVATTN_CACHE_DIR": str(tmp_path / "cache")}
+    first = loaded_after(run.format(run_dir=tmp_path / "a"), env, tmp_path)
+    assert first == ["sklearn"]  # the first run decodes the digits and fills the cache
+    assert loaded_after(run.format(run_dir=tmp_path / "b"), env, tmp_path) == []
+    # The same for W&B: selected, it is loaded (the check can see it).
+    with_wandb = run.format(run_dir=tmp_path / "c").replace('"logger=csv"', '"logger=wandb"')
+    assert "wandb" in loaded_after(with_wandb, {**env, "WANDB_MODE": "offline"}, tmp_path)

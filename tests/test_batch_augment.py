@@ -3,6 +3,7 @@ LightningDataModule hook that augments training batches only."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lightning as L
@@ -11,11 +12,15 @@ import torch
 from helpers.data_formats import write_cifar
 
 from convattn.data.batch_augment import (
+    RAND_OPS,
     BatchTransform,
+    apply_chosen,
     rand_augment,
     random_crop,
     random_hflip,
     translate,
+    translate_x,
+    translate_y,
 )
 from convattn.data.torchvision_sets import CIFAR10DataModule
 
@@ -77,6 +82,75 @@ def test_rand_augment_stays_in_range_and_is_off_at_zero() -> None:
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     changed = (out - x).abs().flatten(1).amax(1) > 1e-3
     assert bool(changed.all())  # every image got 2 ops, each changes it at magnitude 9
+
+
+Op = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def per_op_loop(
+    x: torch.Tensor, chosen: torch.Tensor, fns: Sequence[Op], level: torch.Tensor
+) -> torch.Tensor:
+    """Reference: each op applied to just the images that chose it, in turn."""
+    x = x.clone()
+    for j, fn in enumerate(fns):
+        index = chosen[:, j].nonzero().squeeze(1)
+        if len(index):
+            x[index] = fn(x[index], level[index])
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_apply_chosen_matches_a_per_op_loop(dtype: torch.dtype) -> None:
+    g = torch.Generator().manual_seed(0)
+    b = 24
+    if dtype == torch.uint8:  # geometric ops work on any dtype, as does inverting
+        x = torch.randint(0, 256, (b, 3, 8, 8), dtype=dtype, generator=g)
+        fns: list[Op] = [translate_x, lambda x, _: x.flip(-2), translate_y, lambda x, _: 255 - x]
+    else:
+        x = torch.rand(b, 3, 8, 8, generator=g)
+        fns = list(RAND_OPS.values())
+    chosen = torch.rand(b, len(fns), generator=g) < 0.5
+    chosen[:, 1] = False  # an op nobody chose
+    chosen[0], chosen[1] = False, True  # an image with no op, one with every op
+    level = torch.rand(b, generator=g) * 2 - 1
+    before = x.clone()
+    out = apply_chosen(x, chosen, fns, level)
+    assert out.dtype == dtype and torch.equal(x, before)  # the input is left alone
+    torch.testing.assert_close(out, per_op_loop(x, chosen, fns, level), rtol=0, atol=1e-6)
+    assert torch.equal(out[0], x[0]) and not torch.equal(out[1], x[1])
+    if dtype == torch.uint8:  # a photometric op on uint8 is a mistake, not a silent cast
+        with pytest.raises(TypeError, match="uint8"):
+            apply_chosen(x, chosen, [RAND_OPS["brightness"]], level)
+
+
+def test_rand_augment_matches_a_per_op_loop() -> None:
+    """Same draws from the generator, same ops and levels, as choosing per image and looping."""
+    x = torch.rand(40, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    out = rand_augment(x, magnitude=7, num_ops=2, generator=torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    order = torch.rand(len(x), len(RAND_OPS), generator=g).argsort(dim=1)
+    chosen = torch.zeros(len(x), len(RAND_OPS), dtype=torch.bool).scatter_(1, order[:, :2], True)
+    level = (torch.randint(0, 2, (len(x),), generator=g) * 2 - 1).float() * 0.7
+    expected = per_op_loop(x, chosen, list(RAND_OPS.values()), level)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+
+
+def test_training_transform_has_no_data_dependent_host_sync() -> None:
+    """A host sync (.nonzero(), .item(), len() or `if` of a tensor) is a data-dependent graph
+    break, which fullgraph=True turns into an error: a check that runs without a GPU."""
+    transform = BatchTransform((0.5, 0.4, 0.3), (0.2, 0.2, 0.2), 4, True, 9)
+    x = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    # Dynamo cannot trace a torch.Generator argument, so this draws from the global RNG.
+    torch._dynamo.reset()
+    try:
+        with torch.random.fork_rng():
+            compiled = torch.compile(transform, fullgraph=True, backend="eager")
+            torch.manual_seed(0)
+            out = compiled(x, train=True)
+            torch.manual_seed(0)
+            assert torch.equal(out, transform(x, train=True))
+    finally:
+        torch._dynamo.reset()
 
 
 def test_normalised_training_set_has_zero_mean_unit_std(cifar_root) -> None:

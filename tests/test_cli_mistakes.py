@@ -49,6 +49,22 @@ MISTAKES = [
     ("convattn-eval", ["ckpt_path={tmp}/notes.ckpt", "split=trian"], ["split"]),
     ("convattn-explain", ["{tmp}/notes.ckpt"], ["notes.ckpt"]),
     ("convattn-report", ["{tmp}/no_sweep_here"], ["no_sweep_here"]),
+    ("convattn-explain", ["{tmp}/notes.ckpt", "--device=tpu"], ["device='tpu'", "cuda:N"]),
+    (
+        "convattn-train",
+        ["trainer=ddp_cpu", "recipe.compile=true", "trainer.sync_batchnorm=true"],
+        ["recipe.compile=true", "trainer.sync_batchnorm=false"],
+    ),
+    (
+        "convattn-train",
+        ["-m", "hydra/launcher=slurm", "trainer=gpu", "seed=0,1"],
+        ["hydra.launcher.gpus_per_node=null", "gpus_per_node=1"],
+    ),
+    (
+        "convattn-train",
+        ["-m", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4", "seed=0,1"],
+        ["gpus_per_node=4", "tasks_per_node=1", "tasks_per_node=4"],
+    ),
 ]
 
 

@@ -85,3 +85,16 @@ def test_channel_stats_match_torch_for_uint8_and_float() -> None:
         mean, std = channel_stats(batch, chunk=64)
         assert torch.allclose(torch.tensor(mean, dtype=torch.float64), expected_mean, atol=1e-6)
         assert torch.allclose(torch.tensor(std, dtype=torch.float64), expected_std, atol=1e-6)
+
+
+def test_workers_per_rank_share_the_cores(monkeypatch) -> None:
+    from convattn.data import image_folder
+
+    monkeypatch.setattr(image_folder, "available_cores", lambda: 8)
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    assert [image_folder.cores_per_rank(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    # Inside a Slurm step each task is one rank with cpus_per_task CPUs of its own.
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    assert image_folder.cores_per_rank(2) == 8 // 2  # outside a step: the machine's share
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    assert image_folder.cores_per_rank(2) == 3

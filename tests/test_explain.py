@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.image
 import pytest
@@ -14,8 +15,12 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from convattn.backbones import Backbone, create_backbone, list_arms
+from convattn.backbones.capture import eval_mode
+from convattn.data.digits import DigitsDataModule
+from convattn.errors import ConvattnError
 from convattn.explain import (
     attention_rollout,
     deletion_auc_for_run,
@@ -23,8 +28,17 @@ from convattn.explain import (
     explain_maps,
     grad_cam,
 )
+from convattn.explain.cli import explain_run
 from convattn.explain.cli import main as explain_main
-from convattn.explain.deletion import random_maps
+from convattn.explain.deletion import (
+    area_under,
+    deletion_for,
+    fill_values,
+    gradcam_maps,
+    pixel_ranks,
+    random_maps,
+)
+from convattn.explain.device import resolve_device
 from convattn.explain.rollout import rollout_token_map
 from convattn.train import train
 
@@ -228,6 +242,160 @@ def test_deleting_by_the_relevant_map_hurts_faster_than_random():
     assert 0 <= by_truth["auc_prob"] <= 1
 
 
+@torch.no_grad()
+def whole_split_deletion_curve(backbone, images, labels, maps, steps, fill, batch_size):
+    """The deletion metric as it was before it went batch by batch: int64 ranks of the whole
+    split at once, then the steps, each over every batch. The reference the streaming must
+    match number for number."""
+    flat = maps.flatten(1)
+    order = torch.argsort(flat, dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(flat.shape[1]).expand_as(order))
+    ranks = ranks.view(maps.shape)
+    fills = fill_values(images, fill)
+    num_pixels = maps[0].numel()
+    fractions = [k / steps for k in range(steps + 1)]
+    acc, prob = [], []
+    with eval_mode(backbone):
+        for frac in fractions:
+            deleted = (ranks < round(frac * num_pixels))[:, None]
+            correct, p_true = 0.0, 0.0
+            for start in range(0, len(images), batch_size):
+                sl = slice(start, start + batch_size)
+                x = torch.where(deleted[sl], fills[sl], images[sl])
+                probs = backbone(x).float().softmax(dim=1)
+                correct += (probs.argmax(dim=1) == labels[sl]).sum().item()
+                p_true += probs.gather(1, labels[sl][:, None]).sum().item()
+            acc.append(correct / len(images))
+            prob.append(p_true / len(images))
+    return {
+        "fractions": fractions,
+        "acc": acc,
+        "prob": prob,
+        "auc_acc": area_under(fractions, acc),
+        "auc_prob": area_under(fractions, prob),
+        "num_images": len(images),
+        "fill": fill,
+    }
+
+
+@pytest.mark.parametrize("fill", ["zero", "mean"])
+def test_batched_deletion_curve_equals_the_whole_split_formulation(fill: str):
+    model = build("cnn")
+    torch.manual_seed(1)
+    images, labels = torch.randn(13, 1, 32, 32), torch.randint(0, 10, (13,))
+    for maps in (random_maps(13, (32, 32), seed=3), explain_maps(model, images)["gradcam"]):
+        expected = whole_split_deletion_curve(model, images, labels, maps, 5, fill, 4)
+        assert deletion_curve(model, images, labels, maps, 5, fill, batch_size=4) == expected
+
+
+def test_pixel_ranks_use_the_smallest_integer_dtype_that_holds_them():
+    maps = torch.rand(2, 8, 8)
+    ranks = pixel_ranks(maps)
+    assert ranks.dtype == torch.int8
+    assert torch.equal(ranks.sort(dim=1).values, torch.arange(64).expand(2, 64).to(torch.int8))
+    assert (ranks.gather(1, maps.flatten(1).argmax(dim=1, keepdim=True)) == 0).all()
+    assert pixel_ranks(torch.rand(1, 32, 32)).dtype == torch.int16
+    assert pixel_ranks(torch.rand(1, 224, 224)).dtype == torch.int32  # not int64
+
+
+def test_random_maps_drawn_batch_by_batch_equal_one_draw():
+    generator = torch.Generator().manual_seed(5)
+    parts = [random_maps(n, (20, 20), generator=generator) for n in (3, 7, 1, 9)]
+    assert torch.equal(torch.cat(parts), random_maps(20, (20, 20), seed=5))
+
+
+class TinyModel(nn.Module):
+    """Two feature channels and ten classes: so small that a tensor of the whole split's pixels
+    would be the largest the deletion metric makes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1)
+        self.fc = nn.Linear(2, 10)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.conv(x))
+
+    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc(feats.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class TinyNet(Backbone):
+    arm = "tiny"
+
+    def __init__(self) -> None:
+        torch.manual_seed(0)
+        super().__init__(TinyModel())
+
+
+def fake_run(backbone: nn.Module, eval_batch_size: int) -> SimpleNamespace:
+    """What `deletion_for` reads of a Run: the model's backbone, its arm, checkpoint and data
+    (digits, loaded here so that its in-memory splits are not counted as the metric's own)."""
+    dm = DigitsDataModule(eval_batch_size=eval_batch_size)
+    dm.setup("test")
+    model = nn.ModuleDict({"backbone": backbone})
+    return SimpleNamespace(model=model, arm="tiny", ckpt=Path("tiny.ckpt"), datamodule=lambda: dm)
+
+
+def test_streamed_deletion_for_equals_the_whole_split_formulation():
+    backbone, n, batch = TinyNet(), 30, 8  # loader batches of 7, regrouped into 8, 8, 8, 6
+    run = fake_run(backbone, eval_batch_size=7)
+    result = deletion_for(run, n, steps=4, fill="mean", batch_size=batch, device="cpu")
+
+    dm = run.datamodule()
+    xs, ys = zip(*(dm.model_ready(b) for b in dm.loader("test")), strict=True)
+    images, labels = torch.cat(xs)[:n], torch.cat(ys)[:n]
+    maps = gradcam_maps(backbone, images, labels, batch)
+    noise = random_maps(n, (32, 32), seed=0)
+    expected = whole_split_deletion_curve(backbone, images, labels, maps, 4, "mean", batch)
+    expected |= {"arm": "tiny", "ckpt": "tiny.ckpt", "map": "gradcam"}
+    expected["random"] = whole_split_deletion_curve(
+        backbone, images, labels, noise, 4, "mean", batch
+    )
+    assert result == expected
+
+
+class LargestTensors(TorchFunctionMode):
+    """Records the most elements of any tensor a torch function returns, and of argsort's input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = self.argsorted = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func in (torch.argsort, torch.Tensor.argsort):
+            self.argsorted = max(self.argsorted, args[0].numel())
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel())
+        return out
+
+
+def test_deletion_memory_does_not_grow_with_the_split():
+    batch, pixels = 4, 32 * 32
+    seen = {}
+    for n in (12, 60):
+        backbone = TinyNet()
+        batch_sizes = []
+        backbone.model.conv.register_forward_pre_hook(
+            lambda module, args, sizes=batch_sizes: sizes.append(args[0].shape[0])
+        )
+        run = fake_run(backbone, eval_batch_size=5)
+        with LargestTensors() as sizes:
+            result = deletion_for(run, n, steps=3, batch_size=batch)
+        assert result["num_images"] == result["random"]["num_images"] == n
+        assert max(batch_sizes) == batch  # every forward pass, Grad-CAM's included
+        assert sizes.argsorted == batch * pixels  # pixel ranks: one batch at a time
+        seen[n] = sizes.largest
+    # No tensor of the whole split's pixels (60 x 32 x 32), and nothing grows with N.
+    assert seen[60] == seen[12] < 12 * pixels
+
+
 # ---------------------------------------------------------------- CLI and callback
 
 SHORT = [
@@ -277,6 +445,7 @@ def test_cli_writes_grids_comparison_and_deletion(arm_runs: dict[str, Path], tmp
     out = tmp_path / "explain"
     dirs = [str(arm_runs[a]) for a in ARMS]
     args = ["-n", "2", "-o", str(out), "--deletion", "--deletion-images", "24", "--steps", "4"]
+    args += ["--device", "cpu"]  # the AUC is compared with a CPU run below, on any machine
     run_cli("convattn-explain", *dirs, *args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     index = json.loads((out / "index.json").read_text())
     for arm in ARMS:
@@ -308,7 +477,7 @@ def test_cli_explains_image_files_and_reports_bad_inputs(arm_runs, tmp_path: Pat
     Image.new("RGB", (20, 14), (200, 30, 30)).save(good)
     out = tmp_path / "files"
     ckpt = arm_runs["vit"] / "checkpoints" / "best.ckpt"
-    assert explain_main([str(ckpt), "--images", str(good), "-o", str(out)]) == 0
+    assert explain_main([str(ckpt), "--images", str(good), "-o", str(out), "--device", "cpu"]) == 0
     (entry,) = json.loads((out / "index.json").read_text())["runs"]["vit"]["images"]
     assert entry["true"] == "?" and png_panels(Path(entry["path"])) == 6
 
@@ -318,6 +487,55 @@ def test_cli_explains_image_files_and_reports_bad_inputs(arm_runs, tmp_path: Pat
     assert "Cannot read the image file" in capsys.readouterr().err
     assert explain_main([str(tmp_path / "missing.ckpt"), "-o", str(out)]) == 2
     assert "no checkpoint file at" in capsys.readouterr().err
+
+
+def test_resolve_device_takes_auto_cpu_and_cuda():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(" CPU ") == torch.device("cpu")
+    auto = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("auto") == resolve_device(None) == auto
+    if torch.cuda.is_available():
+        assert resolve_device("cuda:0") == torch.device("cuda:0")
+        with pytest.raises(ConvattnError, match="names GPU 99"):
+            resolve_device("cuda:99")
+    else:
+        with pytest.raises(ConvattnError, match=r"device='cuda:0' asks for a CUDA GPU"):
+            resolve_device("cuda:0")
+
+
+@pytest.mark.parametrize("value", ["tpu", "gpu", "cuda:x", "cuda:-1", "cuda0", ""])
+def test_resolve_device_refuses_other_values_naming_the_valid_ones(value: str):
+    with pytest.raises(ConvattnError) as err:
+        resolve_device(value)
+    message = str(err.value)
+    assert f"device={value!r}" in message and "\n" not in message
+    for form in ("auto", "cpu", "cuda", "cuda:N"):
+        assert form in message
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_explain_and_deletion_run_on_cuda_and_return_cpu_results():
+    on_cpu = deletion_for(fake_run(TinyNet(), 7), 20, steps=3, batch_size=8, device="cpu")
+    run = fake_run(TinyNet(), 7)
+    on_gpu = deletion_for(run, 20, steps=3, batch_size=8, device="cuda")
+    assert next(run.model.parameters()).is_cuda
+    json.dumps(on_gpu)  # plain numbers, nothing left on the GPU
+    assert on_gpu["num_images"] == 20 and on_gpu["fractions"] == on_cpu["fractions"]
+    for key in ("auc_prob", "auc_acc"):  # kernels differ, so near-ties may rank differently
+        assert on_gpu[key] == pytest.approx(on_cpu[key], abs=0.1)
+    images, labels = torch.randn(3, 1, 32, 32, device="cuda"), torch.arange(3, device="cuda")
+    result = explain_run(run, images, labels)
+    assert result["maps"]["gradcam"].shape == (3, 32, 32) and result["labels"] == [0, 1, 2]
+    assert len(result["preds"]) == 3 and result["shown"].shape == (3, 32, 32)
+
+
+def test_cli_refuses_a_bad_device_before_loading_anything(tmp_path: Path):
+    proc = run_cli("convattn-explain", "missing.ckpt", "--device", "tpu", cwd=tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()  # one paragraph, no traceback
+    assert line.startswith("convattn-explain: device='tpu' is not a device")
+    assert "auto" in line and "cuda:N" in line and "missing.ckpt" not in line
+    assert not (tmp_path / "explain").exists()
 
 
 @pytest.mark.slow

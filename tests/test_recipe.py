@@ -12,6 +12,7 @@ from timm.data import Mixup
 
 from convattn.classifier import ImageClassifier
 from convattn.errors import ConvattnError
+from convattn.hardware import tensor_core_precision
 from convattn.records import RunRecord
 from convattn.train import train
 
@@ -68,9 +69,12 @@ def test_channels_last_gives_the_same_logits() -> None:
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
 
 
-def test_ema_weights_are_what_gets_tested(train_cfg, tmp_path) -> None:
+@pytest.mark.parametrize("class_weights", ["null", "balanced"])
+def test_ema_weights_are_what_gets_tested(train_cfg, tmp_path, class_weights) -> None:
     probe = tmp_path / "tested.json"
+    # balanced: the class-weight buffer must exist before the EMA copy pairs up the buffers.
     train(train_cfg([*SHORT, "callbacks=ema", "callbacks.ema.decay=0.5",
+                     f"recipe.class_weights={class_weights}",
                      "+callbacks.probe._target_=helpers.probes.TestedWeights",
                      f"+callbacks.probe.out={probe}"]))  # fmt: skip
     ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
@@ -82,6 +86,21 @@ def test_ema_weights_are_what_gets_tested(train_cfg, tmp_path) -> None:
     tested = json.loads(probe.read_text())
     assert tested[key] == pytest.approx(float(averaged[key].double().sum()), rel=1e-9)
     assert tested[key] != pytest.approx(float(raw[key].double().sum()), rel=1e-9)
+
+
+def test_compile_happens_once_for_fit_and_test() -> None:
+    model = ImageClassifier(CNN, 1, 10, 32, **RECIPE, compile=True)
+    model.configure_model()
+    compiled = model.backbone._compiled_call_impl
+    assert compiled is not None
+    model.configure_model()  # Lightning calls it again for trainer.test
+    assert model.backbone._compiled_call_impl is compiled
+
+
+def test_tf32_tensor_cores_only_for_full_precision_on_cuda() -> None:
+    assert tensor_core_precision(on_cuda=True, precision="32-true") == "high"
+    assert tensor_core_precision(on_cuda=True, precision="bf16-mixed") is None
+    assert tensor_core_precision(on_cuda=False, precision="32-true") is None
 
 
 @pytest.mark.parametrize(

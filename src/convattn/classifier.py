@@ -87,6 +87,7 @@ class ImageClassifier(L.LightningModule):
         self.check_input_shape()
         self.register_buffer("class_weight", self.class_weight_tensor(), persistent=False)
         self.mixup = self.build_mixup()
+        self.compiled = False
         if channels_last:
             self.backbone.to(memory_format=torch.channels_last)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
@@ -156,8 +157,10 @@ class ImageClassifier(L.LightningModule):
         )
 
     def configure_model(self) -> None:
-        if self.hparams.compile:
+        # Lightning calls this for fit and again for test: compile once.
+        if self.hparams.compile and not self.compiled:
             self.backbone.compile()  # in place: state_dict keys stay as they are
+            self.compiled = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.hparams.channels_last:
@@ -181,7 +184,7 @@ class ImageClassifier(L.LightningModule):
         else:
             logits = self(x)
             loss = self.loss(logits, y)
-        if not torch.isfinite(loss):
+        if self.nonfinite_on_any_rank(loss):
             self.stop_on_nonfinite(loss, batch_idx)
         self.train_loss(loss.detach())
         self.train_acc(logits.detach(), y)
@@ -189,13 +192,25 @@ class ImageClassifier(L.LightningModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
+    def nonfinite_on_any_rank(self, loss: torch.Tensor) -> bool:
+        """Whether the loss is NaN or infinite on this rank or any other. Decided by all ranks
+        together: a rank that stopped alone would leave the others waiting in the gradient
+        all-reduce until the collective times out (30 min), instead of stopping now."""
+        bad = not bool(torch.isfinite(loss.detach()))
+        if self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce_boolean_decision(bad, all=False)
+        return bad
+
     def stop_on_nonfinite(self, loss: torch.Tensor, batch_idx: int) -> None:
         """Raise with the step; OnExceptionCheckpoint then saves the weights it reached."""
         callback = self.trainer.checkpoint_callback
         last = callback.last_model_path if callback is not None else ""
         saved = f" The last end-of-epoch checkpoint is {last}." if last else ""
+        value = loss.item()
+        where = f" on rank {self.global_rank}" if self.trainer.world_size > 1 else ""
+        became = f"{value}{where}" if not math.isfinite(value) else "non-finite on another rank"
         raise NonFiniteLossError(
-            f"The training loss became {loss.item()} at step {self.global_step} (epoch "
+            f"The training loss became {became} at step {self.global_step} (epoch "
             f"{self.current_epoch}, batch {batch_idx}); the run stopped and saved the weights it "
             f"reached in checkpoints/on_exception.ckpt of the run dir.{saved} Lower "
             "recipe.optimizer.lr or raise recipe.scheduler.warmup_epochs."

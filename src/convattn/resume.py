@@ -56,7 +56,9 @@ def rng_state() -> dict[str, torch.Tensor]:
 
 def set_rng_state(state: dict[str, torch.Tensor]) -> None:
     """Restore what `rng_state` saved."""
-    torch.set_rng_state(state["torch"])
+    # A clone owns its storage: torch.set_rng_state crashes the process (segfault, torch 2.14)
+    # on a view at a storage offset, which is what rank r's slice of a gathered state loads as.
+    torch.set_rng_state(state["torch"].clone())
     pos, has_gauss, gauss = state["numpy_rest"].tolist()
     keys = state["numpy_keys"].numpy().astype(np.uint32)
     np.random.set_state(("MT19937", keys, int(pos), int(has_gauss), gauss))
@@ -64,7 +66,7 @@ def set_rng_state(state: dict[str, torch.Tensor]) -> None:
     internal = tuple(int(v) for v in state["python_internal"].tolist())
     random.setstate((3, internal, py_gauss if has_py_gauss else None))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"].clone())
 
 
 def gather_rng_states(trainer: L.Trainer) -> list[dict[str, torch.Tensor]]:
@@ -75,7 +77,7 @@ def gather_rng_states(trainer: L.Trainer) -> list[dict[str, torch.Tensor]]:
     gathered = {
         k: trainer.strategy.all_gather(v.to(trainer.strategy.root_device)) for k, v in mine.items()
     }
-    return [{k: v[r].cpu() for k, v in gathered.items()} for r in range(trainer.world_size)]
+    return [{k: v[r].cpu().clone() for k, v in gathered.items()} for r in range(trainer.world_size)]
 
 
 # ---------------------------------------------------------------- the callback

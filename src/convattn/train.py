@@ -20,6 +20,7 @@ from convattn.config_errors import hydra_entry
 from convattn.data.base import ClassificationDataModule, per_device_batch_size
 from convattn.distributed import child_rank_argv, job_process_group, write_rank_config
 from convattn.errors import ConvattnError, instantiate_checked
+from convattn.hardware import check_compile_with_sync_batchnorm, use_tensor_cores
 from convattn.loggers import instantiate_callbacks, instantiate_loggers
 from convattn.records import RunRecord, metrics_with_prefix
 from convattn.resume import ResumeState, read_progress, resume_checkpoint
@@ -29,6 +30,7 @@ from convattn.run_identity import (
     experiment_identity,
 )
 from convattn.runs import resolve_checkpoint
+from convattn.seeding import RankSeed
 from convattn.slurm import cluster_environment, requeue_on_signal
 from convattn.task import run_cli, task_wrapper, write_record
 from convattn.tracking import log_final, log_run_facts, profile_backbone, run_facts
@@ -103,6 +105,7 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     start = time.time()
     check_budget(cfg.trainer)
     check_resume_mode(cfg)
+    check_compile_with_sync_batchnorm(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: ClassificationDataModule = instantiate_checked(cfg.data)
     model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
@@ -115,6 +118,7 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
         cfg.trainer,
         callbacks=[
             *instantiate_callbacks(cfg.get("callbacks")),
+            RankSeed(cfg.seed),
             ResumeState(experiment_identity(cfg)),
         ],
         logger=loggers,
@@ -122,6 +126,7 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     )
     # Lightning guessed the rank at import from RANK / SLURM_PROCID; the trainer knows it.
     rank_zero_only.rank = trainer.global_rank
+    use_tensor_cores(trainer)
     if cfg.get("profile") and trainer.is_global_zero:
         batch = per_device_batch_size(datamodule.batch_size, trainer.world_size)
         record.profile = profile_backbone(

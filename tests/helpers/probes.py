@@ -5,6 +5,7 @@ Added with `+callbacks.<name>._target_=helpers.probes.<Class>`; each writes a JS
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -39,3 +40,34 @@ class TestedWeights(Callback):
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         sums = {k: float(v.double().sum()) for k, v in pl_module.state_dict().items()}
         self.out.write_text(json.dumps(sums))
+
+
+class RankStreams(Callback):
+    """Per rank, per step: a digest of torch's RNG state at the start of the step (what draws
+    crops, flips, RandAugment ops and dropout masks), written to `out/rank<r>.json`."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        self.digests: dict[int, str] = {}
+
+    def on_train_batch_start(self, trainer: Trainer, module: LightningModule, *_: object) -> None:
+        state = torch.get_rng_state().numpy().tobytes()
+        self.digests[trainer.global_step] = hashlib.sha256(state).hexdigest()[:16]
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / f"rank{trainer.global_rank}.json"
+        path.write_text(json.dumps({str(k): v for k, v in self.digests.items()}))
+
+
+class NaNOnRank(Callback):
+    """Make the training batch of one rank NaN at one step (the others stay finite)."""
+
+    def __init__(self, step: int, rank: int) -> None:
+        self.step, self.rank = step, rank
+
+    def on_train_batch_start(
+        self, trainer: Trainer, module: LightningModule, batch: object, *_: object
+    ) -> None:
+        if trainer.global_step == self.step and trainer.global_rank == self.rank:
+            batch[0].fill_(float("nan"))

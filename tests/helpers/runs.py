@@ -32,7 +32,14 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
     return cfg
 
 
-def run_cli(command: str, *args: str, cwd: Path, env: dict | None = None, check: bool = True):
+def run_cli(
+    command: str,
+    *args: str,
+    cwd: Path,
+    env: dict | None = None,
+    check: bool = True,
+    timeout: float = 600,
+):
     """Run a console script of this venv in a subprocess, as a user would."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("WANDB_MODE", None)  # the code must decide offline mode by itself
@@ -43,7 +50,7 @@ def run_cli(command: str, *args: str, cwd: Path, env: dict | None = None, check:
         env=full_env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(

@@ -16,7 +16,9 @@ from typing import Any, ClassVar, Protocol
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
+from torchdata.stateful_dataloader.sampler import RandomSampler, StatefulDistributedSampler
 
 from convattn.data.imbalance import balanced_sampler, check_imbalance
 from convattn.data.resumable import resumable_loader
@@ -105,6 +107,9 @@ class ClassificationDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.batch_size_per_device = batch_size
+        # The data order's seed: seed_everything(seed) has just run when a data module is built,
+        # and per-rank seeding comes later, so every rank shares it (one permutation to shard).
+        self.shuffle_seed = torch.initial_seed()
         self.datasets: dict[str, Dataset] = {}
 
     @property
@@ -171,20 +176,44 @@ class ClassificationDataModule(L.LightningDataModule):
         return self.transform_batch(batch, train=training)
 
     def loader(self, split: str) -> DataLoader:
-        """The DataLoader of one split, with this process's share of the batch."""
+        """The DataLoader of one split, with this process's share of the batch and the data."""
         dataset = self.datasets[split]
         train = split == "train"
         batch_size = self.batch_size_per_device if train else self.eval_batch_size
-        sampler = None
-        if train and self.hparams.balanced_sampler:
-            sampler = balanced_sampler(dataset.labels, self.num_classes)
         return resumable_loader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
-            sampler=sampler,
+            sampler=self.sampler(split),
+            seed=self.shuffle_seed,
             drop_last=train and self.last_batch_of_one(len(dataset), batch_size),
             **self.loader_options(split),
+        )
+
+    def sampler(self, split: str) -> Sampler:
+        """Which items this rank reads, and in what order.
+
+        Training shuffles; under DDP a `StatefulDistributedSampler` shards one shared permutation
+        (its position is saved, so a resumed run continues the same epoch exactly). Evaluation
+        shards without padding, so every image is scored exactly once whatever the world size.
+        A balanced sampler draws with replacement from each rank's own stream.
+        """
+        dataset = self.datasets[split]
+        world = self.trainer.world_size if self.trainer is not None else 1
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        if split != "train":
+            if world == 1:
+                return SequentialSampler(dataset)
+            return UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
+        if self.hparams.balanced_sampler:
+            return balanced_sampler(
+                dataset.labels, self.num_classes, math.ceil(len(dataset) / world)
+            )
+        if world == 1:
+            return RandomSampler(
+                dataset, generator=torch.Generator().manual_seed(self.shuffle_seed)
+            )
+        return StatefulDistributedSampler(
+            dataset, world, rank, shuffle=True, seed=self.shuffle_seed
         )
 
     def last_batch_of_one(self, size: int, batch_size: int) -> bool:

@@ -123,6 +123,31 @@ RAND_OPS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
+def apply_chosen(
+    x: torch.Tensor,
+    chosen: torch.Tensor,
+    fns: Sequence[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]],
+    level: torch.Tensor,
+) -> torch.Tensor:
+    """Apply `fns[j]` to the images i with `chosen[i, j]`, for j = 0, 1, ... in turn, so an
+    image's later ops see the output of its earlier ones; `level` (B,) is each image's level.
+
+    Each op runs on the whole batch and `torch.where` keeps its output only for the images that
+    chose it. Gathering just those images would need their count on the host, a GPU sync per
+    op; the ops are per image (no image's output depends on another's), so the results agree.
+    The price is len(fns) full-batch ops instead of about `num_ops`, small next to a step.
+    """
+    for j, fn in enumerate(fns):
+        keep = chosen[:, j].view(-1, *(1,) * (x.dim() - 1))
+        y = fn(x, level)
+        if y.dtype != x.dtype:  # where would promote silently; x[index] = y raised here
+            raise TypeError(f"op {j} turned a {x.dtype} batch into {y.dtype}")
+        # where, not a 0/1 blend: what an op does to an image that skips it (NaN, even) is
+        # discarded rather than mixed in.
+        x = torch.where(keep, y, x)
+    return x
+
+
 def rand_augment(
     x: torch.Tensor,
     magnitude: float,
@@ -133,23 +158,19 @@ def rand_augment(
     """RandAugment (Cubuk et al. 2020) on a float batch in [0, 1]: each image gets `num_ops`
     distinct ops drawn uniformly from `ops`, each at `magnitude` (0-10) with a random sign.
 
-    Vectorised per op: the images that drew an op are gathered, transformed together and put
-    back, so the cost is about `num_ops` full-batch ops whatever the batch size.
+    Without a device->host sync: the per-image choice is a (B, len(ops)) mask that
+    `apply_chosen` applies with `torch.where`, and the input is left unchanged.
     """
     if magnitude <= 0 or num_ops <= 0:
         return x
     b, k = len(x), len(ops)
+    # A random permutation per image; its first num_ops entries are the image's ops.
     order = torch.rand(b, k, device=x.device, generator=generator).argsort(dim=1)
     chosen = torch.zeros(b, k, dtype=torch.bool, device=x.device)
     chosen.scatter_(1, order[:, : min(num_ops, k)], True)
     sign = torch.randint(0, 2, (b,), device=x.device, generator=generator) * 2 - 1
     level = sign.to(x.dtype) * min(magnitude, 10) / 10
-    x = x.clone()
-    for j, name in enumerate(ops):
-        index = chosen[:, j].nonzero().squeeze(1)
-        if len(index):
-            x[index] = RAND_OPS[name](x[index], level[index])
-    return x
+    return apply_chosen(x, chosen, [RAND_OPS[name] for name in ops], level)
 
 
 class BatchTransform:

@@ -32,12 +32,15 @@ def long_tail_counts(counts: torch.Tensor, imbalance: float) -> torch.Tensor:
     return torch.minimum(wanted, counts.long())
 
 
-def balanced_sampler(labels: torch.Tensor, num_classes: int) -> WeightedRandomSampler:
+def balanced_sampler(
+    labels: torch.Tensor, num_classes: int, num_samples: int | None = None
+) -> WeightedRandomSampler:
     """Draws every class equally often on average: weight 1 / class count, with replacement.
 
-    One epoch is still `len(labels)` draws, so epoch-based schedules keep their length. It uses
-    torch's global RNG, which `seed_everything` seeds.
+    One epoch is still `len(labels)` draws over all ranks (`num_samples` per rank), so
+    epoch-based schedules keep their length. It uses torch's global RNG, which is seeded per
+    rank (`convattn.seeding`), so ranks draw independently.
     """
     counts = torch.bincount(labels, minlength=num_classes).double()
     weights = 1.0 / counts.clamp(min=1)[labels]
-    return WeightedRandomSampler(weights, num_samples=len(labels), replacement=True)
+    return WeightedRandomSampler(weights, num_samples or len(labels), replacement=True)

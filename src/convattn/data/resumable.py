@@ -7,30 +7,21 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Sampler
 from torchdata.stateful_dataloader import StatefulDataLoader
-from torchdata.stateful_dataloader.sampler import RandomSampler
 
 
 def resumable_loader(
-    dataset: Dataset,
-    batch_size: int,
-    shuffle: bool = False,
-    sampler: Sampler | None = None,
-    **kwargs: Any,
+    dataset: Dataset, batch_size: int, sampler: Sampler, seed: int, **kwargs: Any
 ) -> StatefulDataLoader:
     """A DataLoader whose position Lightning saves in every checkpoint.
 
-    Shuffling and worker seeds come from generators of their own, seeded with
-    seed_everything's seed: the order depends on the run's seed alone, never on how many random
-    numbers were drawn before, and the sampler's state travels with the loader's.
+    The order comes from `sampler` (see `ClassificationDataModule.sampler`); worker seeds from a
+    generator of its own seeded with the run's seed, so they never depend on how many random
+    numbers were drawn before (Lightning's worker_init_fn adds the rank and worker id).
     """
-    if sampler is None and shuffle:
-        sampler = RandomSampler(
-            dataset, generator=torch.Generator().manual_seed(torch.initial_seed())
-        )
     return StatefulDataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        generator=torch.Generator().manual_seed(torch.initial_seed()),
+        generator=torch.Generator().manual_seed(seed),
         **kwargs,
     )

@@ -3,10 +3,13 @@
     convattn-explain logs/train/runs/<run> --num-images 8 -o explain
     convattn-explain runs/cnn runs/vit runs/hybrid runs/cbam -o explain --deletion
     convattn-explain best.ckpt --images digit.png cat.jpg
+    convattn-explain runs/vit --deletion --device cuda:1
 
 Writes <out>/<arm>/img<i>.png (input + every map), <out>/comparison.png for several
 checkpoints (rows = images, columns = each arm's main maps), <out>/index.json, and with
 --deletion <out>/deletion.json (deletion curves and AUCs by Grad-CAM, plus a random baseline).
+Runs on a CUDA GPU when torch sees one (--device auto, the default), else on the CPU;
+--deletion streams the test split --batch-size images at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch
 from convattn.backbones.capture import eval_mode
 from convattn.errors import ConvattnError
 from convattn.explain.deletion import deletion_for
+from convattn.explain.device import DEVICE_FORMS, resolve_device
 from convattn.explain.inputs import display_images, load_image_files, model_ready_batches
 from convattn.explain.maps import explain_maps, main_map_names
 from convattn.explain.plot import (
@@ -76,9 +80,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="zero",
         help="deleted pixels: 0 in normalised space (the training mean) or the image mean",
     )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help=f"where the models run: {DEVICE_FORMS} (default auto); maps come back to the CPU",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=128,
+        help="images per forward pass for --deletion (default 128); memory grows with it",
+    )
     args = parser.parse_args(argv)
-    if args.num_images < 1 or args.steps < 1:
-        parser.error("--num-images and --steps must be at least 1")
+    if args.num_images < 1 or args.steps < 1 or args.batch_size < 1:
+        parser.error("--num-images, --steps and --batch-size must be at least 1")
+    if args.deletion_images is not None and args.deletion_images < 1:
+        parser.error("--deletion-images must be at least 1 (leave it out for the whole split)")
     return args
 
 
@@ -92,25 +109,28 @@ def unique_labels(runs: list[Run]) -> None:
             run.label = f"{run.arm}-{same.index(run)}-{name}"
 
 
-def inputs_for(run: Run, args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor]:
-    """Model-ready images and labels (-1 when unknown) for one run."""
+def inputs_for(
+    run: Run, args: argparse.Namespace, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Model-ready images and labels (-1 when unknown) for one run, on `device`."""
     hp = run.model.hparams
     if args.images:
-        images = load_image_files(args.images, hp.in_chans, hp.img_size)
-        return images, torch.full((len(images),), -1, dtype=torch.long)
-    return model_ready_batches(run.datamodule(), args.num_images, split="test")
+        images = load_image_files(args.images, hp.in_chans, hp.img_size).to(device)
+        return images, torch.full((len(images),), -1, dtype=torch.long, device=device)
+    return model_ready_batches(run.datamodule(), args.num_images, split="test", device=device)
 
 
 def explain_run(run: Run, images: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
-    """Maps, predictions and display images of one run."""
+    """Maps, predictions and display images of one run, on the CPU (the run's model and the
+    images may be on an accelerator)."""
     backbone = run.model.backbone
     maps = explain_maps(backbone, images)
     with torch.no_grad(), eval_mode(backbone):
         preds = backbone(images).argmax(dim=1)
     return {
-        "maps": {n: m.numpy() for n, m in maps.items()},
-        "preds": preds.tolist(),
-        "labels": labels.tolist(),
+        "maps": {n: m.cpu().numpy() for n, m in maps.items()},
+        "preds": preds.cpu().tolist(),
+        "labels": labels.cpu().tolist(),
         "shown": display_images(images),
     }
 
@@ -170,13 +190,16 @@ def same_images(results: list[dict[str, Any]]) -> bool:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    device = resolve_device(args.device)  # a bad value stops before any checkpoint loads
     runs = [load_run(path) for path in args.checkpoints]
+    for r in runs:
+        r.model.to(device)
     unique_labels(runs)
     args.out.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] = {"runs": {}}
     results = []
     for r in runs:
-        images, labels = inputs_for(r, args)
+        images, labels = inputs_for(r, args, device)
         result = explain_run(r, images, labels)
         results.append(result)
         index["runs"][r.label] = {
@@ -196,7 +219,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"comparison grid: {index['comparison']['path']}")
     if args.deletion:
         deletion = {
-            r.label: deletion_for(r, args.deletion_images, args.steps, args.fill) for r in runs
+            r.label: deletion_for(
+                r, args.deletion_images, args.steps, args.fill, batch_size=args.batch_size
+            )
+            for r in runs
         }
         (args.out / "deletion.json").write_text(json.dumps(deletion, indent=2))
         for label, d in deletion.items():

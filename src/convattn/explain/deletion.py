@@ -4,6 +4,10 @@ At K+1 steps (0 %, 1/K, ..., 100 % of the pixels) the top-ranked pixels of each 
 are set to a fill value in normalised input space, and accuracy and the mean softmax
 probability of the true class are measured. The score is the area under each curve over the
 deleted fraction: lower means the map found what the model's decision rests on.
+
+Everything runs batch by batch (`DeletionCurve` keeps per-step running sums), so memory is
+O(batch x H x W) whatever the split's size: `deletion_for` streams the test split and never
+holds its images, maps or pixel ranks all at once.
 """
 
 from __future__ import annotations
@@ -16,20 +20,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from convattn.backbones.capture import eval_mode
+from convattn.explain.device import module_device
 from convattn.explain.gradcam import grad_cam
-from convattn.explain.inputs import model_ready_batches
+from convattn.explain.inputs import model_ready_chunks
 from convattn.explain.maps import image_sized
 from convattn.runs import Run, load_run
 
 Fill = Literal["zero", "mean"]
 
 
+def rank_dtype(num_pixels: int) -> torch.dtype:
+    """The smallest signed integer dtype that holds 0..num_pixels (ranks and step thresholds)."""
+    for dtype in (torch.int8, torch.int16, torch.int32):
+        if num_pixels <= torch.iinfo(dtype).max:
+            return dtype
+    return torch.int64
+
+
 def pixel_ranks(maps: torch.Tensor) -> torch.Tensor:
-    """Rank of each pixel by map value, 0 = most attended: (B, H, W) -> (B, H*W)."""
+    """Rank of each pixel by map value, 0 = most attended: (B, H, W) -> (B, H*W).
+
+    In `rank_dtype(H*W)` (int32 at 224 px instead of int64); call it per batch.
+    """
     flat = maps.flatten(1)
+    num_pixels = flat.shape[1]
+    dtype = rank_dtype(num_pixels)
     order = torch.argsort(flat, dim=1, descending=True, stable=True)
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
+    ranks = torch.empty(order.shape, dtype=dtype, device=order.device)
+    positions = torch.arange(num_pixels, dtype=dtype, device=order.device)
+    ranks.scatter_(1, order, positions.expand_as(order))
     return ranks
 
 
@@ -48,7 +67,60 @@ def area_under(fractions: list[float], values: list[float]) -> float:
     return float(sum((x1 - x0) * (y0 + y1) / 2 for x0, x1, y0, y1 in pairs))
 
 
-@torch.no_grad()
+class DeletionCurve:
+    """A deletion curve fed one batch at a time (`add`), read with `result`.
+
+    Keeps only the per-step sums of correct predictions and true-class probabilities, so a
+    whole split costs the memory of one batch.
+    """
+
+    def __init__(self, steps: int = 10, fill: Fill = "zero") -> None:
+        if fill not in ("zero", "mean"):
+            raise ValueError(f"fill must be 'zero' or 'mean', not {fill!r}")
+        self.fill: Fill = fill
+        self.fractions = [k / steps for k in range(steps + 1)]
+        self.correct = [0.0] * len(self.fractions)
+        self.p_true = [0.0] * len(self.fractions)
+        self.num_images = 0
+
+    @torch.no_grad()
+    def add(
+        self, backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor, maps: torch.Tensor
+    ) -> None:
+        """Score one batch at every step: images (B, C, H, W) on the backbone's device, labels
+        (B,), maps (B, H, W) with higher = more attended. Runs the model in eval mode."""
+        if maps.shape != (images.shape[0], *images.shape[2:]):
+            raise ValueError(f"maps {tuple(maps.shape)} do not match images {tuple(images.shape)}")
+        device = images.device
+        ranks = pixel_ranks(maps.to(device)).view(maps.shape)  # (B, H, W)
+        fills = fill_values(images, self.fill)
+        y = labels.to(device)
+        num_pixels = ranks[0].numel()
+        with eval_mode(backbone):
+            for k, frac in enumerate(self.fractions):
+                deleted = (ranks < round(frac * num_pixels))[:, None]  # (B, 1, H, W)
+                x = torch.where(deleted, fills, images)
+                probs = backbone(x).float().softmax(dim=1)
+                self.correct[k] += (probs.argmax(dim=1) == y).sum().item()
+                self.p_true[k] += probs.gather(1, y[:, None]).sum().item()
+        self.num_images += len(images)
+
+    def result(self) -> dict[str, Any]:
+        """The deleted `fractions`, `acc` and `prob` per step and their areas `auc_acc` and
+        `auc_prob` (lower = better map), `num_images` and `fill`."""
+        acc = [c / self.num_images for c in self.correct]
+        prob = [p / self.num_images for p in self.p_true]
+        return {
+            "fractions": self.fractions,
+            "acc": acc,
+            "prob": prob,
+            "auc_acc": area_under(self.fractions, acc),
+            "auc_prob": area_under(self.fractions, prob),
+            "num_images": self.num_images,
+            "fill": self.fill,
+        }
+
+
 def deletion_curve(
     backbone: nn.Module,
     images: torch.Tensor,
@@ -62,49 +134,38 @@ def deletion_curve(
 
     images (B, C, H, W) normalised model inputs; labels (B,); maps (B, H, W), higher = more
     attended. Returns the deleted `fractions`, `acc` and `prob` per step and their areas
-    `auc_acc` and `auc_prob` (lower = better map).
+    `auc_acc` and `auc_prob` (lower = better map). Works `batch_size` images at a time (pixel
+    ranks included); `deletion_for` also streams the images themselves.
     """
     if maps.shape != (images.shape[0], *images.shape[2:]):
         raise ValueError(f"maps {tuple(maps.shape)} do not match images {tuple(images.shape)}")
-    device = images.device
-    ranks = pixel_ranks(maps.to(device)).view(maps.shape)  # (B, H, W)
-    fills = fill_values(images, fill)
-    num_pixels = maps[0].numel()
-    fractions = [k / steps for k in range(steps + 1)]
-    acc, prob = [], []
-    with eval_mode(backbone):
-        for frac in fractions:
-            deleted = (ranks < round(frac * num_pixels))[:, None]  # (B, 1, H, W)
-            correct, p_true = 0.0, 0.0
-            for start in range(0, len(images), batch_size):
-                sl = slice(start, start + batch_size)
-                x = torch.where(deleted[sl], fills[sl], images[sl])
-                probs = backbone(x).float().softmax(dim=1)
-                y = labels[sl].to(device)
-                correct += (probs.argmax(dim=1) == y).sum().item()
-                p_true += probs.gather(1, y[:, None]).sum().item()
-            acc.append(correct / len(images))
-            prob.append(p_true / len(images))
-    return {
-        "fractions": fractions,
-        "acc": acc,
-        "prob": prob,
-        "auc_acc": area_under(fractions, acc),
-        "auc_prob": area_under(fractions, prob),
-        "num_images": len(images),
-        "fill": fill,
-    }
+    curve = DeletionCurve(steps, fill)
+    for start in range(0, len(images), batch_size):
+        sl = slice(start, start + batch_size)
+        curve.add(backbone, images[sl], labels[sl], maps[sl])
+    return curve.result()
 
 
-def random_maps(n: int, size: tuple[int, int], grid: int = 8, seed: int = 0) -> torch.Tensor:
+def random_maps(
+    n: int,
+    size: tuple[int, int],
+    grid: int = 8,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Seeded random maps (n, *size), uniform noise on a `grid` x `grid` lattice upsampled.
+
+    With a (CPU) `generator`, the noise continues its stream instead of starting at `seed`:
+    drawing a split's maps in batches from one generator seeded `seed` gives the same maps as
+    one call for the whole split (torch draws CPU uniforms one after another; a test checks).
 
     The baseline ranking for the deletion metric. Smooth like the explainers' maps (which come
     from a 4x4 to 8x8 grid at 32 px) on purpose: deleting scattered single pixels pushes the
     input off the data distribution faster than deleting any contiguous region, which would
     make every map look worse than chance.
     """
-    generator = torch.Generator().manual_seed(seed)
+    if generator is None:
+        generator = torch.Generator().manual_seed(seed)
     noise = torch.rand(n, 1, grid, grid, generator=generator)
     return F.interpolate(noise, size=size, mode="bilinear", align_corners=False)[:, 0]
 
@@ -128,21 +189,39 @@ def deletion_for(
     fill: Fill = "zero",
     random_baseline: bool = True,
     seed: int = 0,
+    *,
+    device: torch.device | str | None = None,
+    batch_size: int = 128,
 ) -> dict[str, Any]:
     """Deletion curve of a loaded run on its test split, ranking pixels by Grad-CAM.
 
     Grad-CAM (of the true class) is the one map every arm has, so scores compare across arms.
     With `random_baseline`, also the curve for seeded smooth random maps (`random_maps`) under
     "random": a score is best read relative to it (both depend on the model's accuracy).
+
+    The split is streamed `batch_size` images at a time: memory is O(batch_size x H x W), never
+    O(N x H x W). `device`: where to run (the model is moved there); None keeps the model where
+    it is. `batch_size` changes the numbers only by floating-point rounding.
     """
-    images, labels = model_ready_batches(run.datamodule(), num_images, split="test")
+    if device is not None:
+        run.model.to(device)
     backbone = run.model.backbone
-    maps = gradcam_maps(backbone, images, labels)
-    result = deletion_curve(backbone, images, labels, maps, steps, fill)
+    device = module_device(backbone)
+    by_gradcam = DeletionCurve(steps, fill)
+    by_random = DeletionCurve(steps, fill)
+    generator = torch.Generator().manual_seed(seed)
+    chunks = model_ready_chunks(run.datamodule(), num_images, "test", batch_size, device)
+    for images, labels in chunks:
+        maps = gradcam_maps(backbone, images, labels, batch_size)
+        by_gradcam.add(backbone, images, labels, maps)
+        if random_baseline:
+            size = tuple(images.shape[2:])
+            noise = random_maps(len(labels), size, seed=seed, generator=generator)
+            by_random.add(backbone, images, labels, noise)
+    result = by_gradcam.result()
     result |= {"arm": run.arm, "ckpt": str(run.ckpt), "map": "gradcam"}
     if random_baseline:
-        noise = random_maps(len(labels), tuple(images.shape[2:]), seed=seed)
-        result["random"] = deletion_curve(backbone, images, labels, noise, steps, fill)
+        result["random"] = by_random.result()
     return result
 
 
@@ -152,9 +231,14 @@ def deletion_for_run(
     steps: int = 10,
     fill: Fill = "zero",
     random_baseline: bool = True,
+    *,
+    device: torch.device | str | None = None,
 ) -> dict[str, Any]:
-    """`deletion_for` a checkpoint file or run dir (which needs its `.hydra/config.yaml`)."""
-    return deletion_for(load_run(path), num_images, steps, fill, random_baseline)
+    """`deletion_for` a checkpoint file or run dir (which needs its `.hydra/config.yaml`).
+
+    `device`: where to run; None: the CPU, where the checkpoint loads.
+    """
+    return deletion_for(load_run(path), num_images, steps, fill, random_baseline, device=device)
 
 
 def deletion_auc_for_run(
@@ -162,7 +246,11 @@ def deletion_auc_for_run(
     num_images: int | None = None,
     metric: Literal["acc", "prob"] = "acc",
     steps: int = 10,
+    *,
+    device: torch.device | str | None = None,
 ) -> float:
     """The deletion AUC of a run's Grad-CAM on its test split (lower = better); a report column."""
-    result = deletion_for_run(run_dir, num_images, steps=steps, random_baseline=False)
+    result = deletion_for_run(
+        run_dir, num_images, steps=steps, random_baseline=False, device=device
+    )
     return float(result[f"auc_{metric}"])

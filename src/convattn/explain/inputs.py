@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -15,23 +15,62 @@ from convattn.data.image_files import PIL_ERRORS
 from convattn.errors import ConvattnError
 
 
-def model_ready_batches(
-    dm: ClassificationDataModule, n: int | None, split: str = "test"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first `n` images (all for None) of a split, normalised as in training, with labels."""
+def model_ready_chunks(
+    dm: ClassificationDataModule,
+    n: int | None,
+    split: str = "test",
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The first `n` images (all for None) of a split, normalised as in training, with labels,
+    in chunks of exactly `batch_size` (the last may be smaller), on `device` (None: as loaded).
+
+    Streams: at most one loader batch and one chunk are held at a time, whatever the split's
+    size. Each raw batch moves to `device` before `dm.model_ready`, as in training.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    if n is not None and n < 1:
+        raise ConvattnError(f"Asked for {n} images of the {split} split; pass at least 1.")
     dm.setup(split)
-    images, labels, count = [], [], 0
-    with torch.no_grad():
-        for batch in dm.loader(split):
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor] = []
+    held, left, seen = 0, n, 0
+    for batch in dm.loader(split):
+        if device is not None:
+            batch = tuple(t.to(device) for t in batch)
+        with torch.no_grad():
             x, y = dm.model_ready(batch)
-            images.append(x)
-            labels.append(y)
-            count += len(y)
-            if n is not None and count >= n:
-                break
-    if not images:
+        if left is not None:
+            x, y = x[:left], y[:left]
+            left -= len(y)
+        xs.append(x)
+        ys.append(y)
+        held += len(y)
+        seen += len(y)
+        while held >= batch_size:
+            x, y = (xs[0], ys[0]) if len(xs) == 1 else (torch.cat(xs), torch.cat(ys))
+            yield x[:batch_size], y[:batch_size]
+            held -= batch_size
+            xs, ys = ([x[batch_size:]], [y[batch_size:]]) if held else ([], [])
+        if left == 0:
+            break
+    if held:
+        yield (xs[0], ys[0]) if len(xs) == 1 else (torch.cat(xs), torch.cat(ys))
+    if not seen:
         raise ConvattnError(f"The {split} split of the run's data config is empty.")
-    return torch.cat(images)[:n], torch.cat(labels)[:n]
+
+
+def model_ready_batches(
+    dm: ClassificationDataModule,
+    n: int | None,
+    split: str = "test",
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first `n` images (all for None) of a split, normalised as in training, with labels,
+    as one batch on `device`: for a few images (`model_ready_chunks` streams a whole split)."""
+    chunks = list(model_ready_chunks(dm, n, split, dm.eval_batch_size, device))
+    return torch.cat([x for x, _ in chunks]), torch.cat([y for _, y in chunks])
 
 
 def load_image_files(

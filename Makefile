@@ -58,8 +58,10 @@ format: install-dev  ## apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests scripts
 	$(VENV)/bin/ruff format src tests scripts
 
-bench: install  ## framework overhead vs a plain PyTorch loop
+bench: install  ## framework overhead: epochs vs a plain loop, start-up vs the import floor, image folders vs a timm loop
 	$(PY) scripts/bench_overhead.py
+	$(PY) scripts/bench_startup.py
+	$(PY) scripts/bench_overhead.py --imagefolder
 
 results: install  ## rerun the README's Fashion-MNIST results (about 2 h on 2 CPU cores)
 	VENV=$(VENV) scripts/fashion_mnist_results.sh

@@ -113,6 +113,19 @@ def process_seconds(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def ratio_table(
+    title: str, columns: tuple[str, str], baseline: tuple[str, float], other: tuple[str, float]
+) -> None:
+    """Two timed rows and the second's ratio to the first."""
+    table = Table(title=title)
+    table.add_column(columns[0])
+    for col in (columns[1], "ratio"):
+        table.add_column(col, justify="right")
+    table.add_row(baseline[0], f"{baseline[1]:.3f}", "1.00")
+    table.add_row(other[0], f"{other[1]:.3f}", f"{other[1] / baseline[1]:.3f}")
+    Console().print(table)
+
+
 def image_folder_bench(images: int, rounds: int, workers: int) -> None:
     from bench_startup import write_image_folder  # scripts/ is on sys.path when run as a script
 
@@ -132,15 +145,13 @@ def image_folder_bench(images: int, rounds: int, workers: int) -> None:
             hand_s.append(process_seconds(hand))
             framework_s.append(process_seconds(framework))
     base, fw = statistics.median(hand_s), statistics.median(framework_s)
-    table = Table(
-        title=f"image folder: {images} + {images // 6} PNGs, resnet18 at 64 px, batch 64, "
-        f"{workers} workers, 1 epoch + val, whole processes (median of {rounds})"
+    ratio_table(
+        f"image folder: {images} + {images // 6} PNGs, resnet18 at 64 px, batch 64, "
+        f"{workers} workers, 1 epoch + val, whole processes (median of {rounds})",
+        ("run", "s"),
+        ("hand timm loop (scripts/timm_loop.py)", base),
+        ("convattn-train data=imagefolder", fw),
     )
-    for col in ("run", "s", "ratio"):
-        table.add_column(col, justify="right" if col != "run" else "left")
-    table.add_row("hand timm loop (scripts/timm_loop.py)", f"{base:.1f}", "1.00")
-    table.add_row("convattn-train data=imagefolder", f"{fw:.1f}", f"{fw / base:.3f}")
-    Console().print(table)
     print(
         f"image-folder ratio: {fw / base:.3f}  (hand loop runs: {hand_s}, convattn: {framework_s})"
     )
@@ -168,17 +179,14 @@ def main() -> None:
         plain_a = plain_epochs(args.arm, args.size, runs)[1:]
         framework = framework_epochs(args.arm, args.size, runs, tmp)[1:]
         plain_b = plain_epochs(args.arm, args.size, runs)[1:]
-    baseline = statistics.median(plain_a + plain_b)
-    table = Table(
-        title=f"epoch time, {args.arm}/{args.size} on digits 32x32, batch 64, "
-        f"{torch.get_num_threads()} threads (median of {args.epochs} epochs)"
+    baseline, fw = statistics.median(plain_a + plain_b), statistics.median(framework)
+    ratio_table(
+        f"epoch time, {args.arm}/{args.size} on digits 32x32, batch 64, "
+        f"{torch.get_num_threads()} threads (median of {args.epochs} epochs)",
+        ("loop", "s / epoch"),
+        ("plain PyTorch", baseline),
+        ("convattn (Lightning)", fw),
     )
-    for col in ("loop", "s / epoch", "ratio"):
-        table.add_column(col, justify="right" if col != "loop" else "left")
-    table.add_row("plain PyTorch", f"{baseline:.3f}", "1.00")
-    fw = statistics.median(framework)
-    table.add_row("convattn (Lightning)", f"{fw:.3f}", f"{fw / baseline:.3f}")
-    Console().print(table)
     print(
         f"overhead ratio: {fw / baseline:.3f}  (plain runs: {statistics.median(plain_a):.3f} s, "
         f"{statistics.median(plain_b):.3f} s)"

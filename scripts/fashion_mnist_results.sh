@@ -5,7 +5,7 @@
 #   cnn_full         the cnn arm on the full training set (experiment=fashion_mnist_cnn, 12 epochs)
 #   arms             4 arms x seeds 0,1,2 at one budget: train fraction 0.1, 400 steps
 #   data_efficiency  cnn and vit x train fractions 0.03, 0.3 x seed 0, 600 steps
-#   lr_sensitivity   cnn, vit and hybrid x lr 3e-4, 3e-3, 1e-2 (33x) x seed 0, 400 steps
+#   lr_sensitivity   vit and hybrid x lr 3e-4, 3e-3, 1e-2 (33x) x seed 0, 400 steps
 # and a convattn-report for each sweep (tables, curves, plots) under OUT/<step>/report.
 # Full scale on a GPU or Slurm cluster: drop the narrowing overrides, e.g.
 #   convattn-train experiment=data_efficiency trainer=gpu hydra/launcher=slurm
@@ -40,7 +40,7 @@ for step in "$@"; do
       sweep data_efficiency data_efficiency model=cnn,vit seed=0 \
         data.train_fraction=0.03,0.3 trainer.max_steps=600 trainer.val_check_interval=200 ;;
     lr_sensitivity)
-      sweep lr_sensitivity lr_sensitivity model=cnn,vit,hybrid seed=0 \
+      sweep lr_sensitivity lr_sensitivity model=vit,hybrid seed=0 \
         recipe.optimizer.lr=3e-4,3e-3,1e-2 trainer.max_steps=400 trainer.val_check_interval=200 ;;
     *)
       echo "unknown step '$step'; valid: cnn_full arms data_efficiency lr_sensitivity" >&2

@@ -221,3 +221,15 @@ def test_transform_runs_on_the_batch_device() -> None:
         out = transform(x.cuda(), train=train_mode)
         assert out.is_cuda and out.dtype == torch.float32 and out.shape == x.shape
     assert torch.allclose(transform(x.cuda(), train=False).cpu(), transform(x, train=False))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_transform_never_syncs_with_the_host_on_cuda() -> None:
+    transform = BatchTransform((0.5, 0.4, 0.3), (0.2, 0.2, 0.2), 4, True, 9)
+    x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8, device="cuda")
+    transform(x, train=True)  # warm-up: caches mean/std on the device
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        transform(x, train=True)  # raises on any device -> host synchronisation
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

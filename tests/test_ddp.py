@@ -80,8 +80,10 @@ TESTS = Path(__file__).parent
 PROBES = {"PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 # Two epochs of 20 steps on 2 ranks (629 images and 32 per rank per step), with every source of
 # randomness a run has: shuffling, random crops, drop path.
+# scripts/gpu_check.sh runs these on two GPUs with CONVATTN_DDP_TRAINER=ddp.
+TRAINER = f"trainer={os.environ.get('CONVATTN_DDP_TRAINER', 'ddp_cpu')}"
 TWO_RANKS = [
-    "trainer=ddp_cpu", "trainer.max_epochs=2", "trainer.deterministic=true",
+    TRAINER, "trainer.max_epochs=2", "trainer.deterministic=true",
     "data.crop_padding=2", "model.drop_path_rate=0.1", "logger=csv", "profile=false",
     "callbacks.attention_maps=null", "+callbacks.streams._target_=helpers.probes.RankStreams",
 ]  # fmt: skip
@@ -135,7 +137,7 @@ def test_two_rank_resume_mid_epoch_equals_the_uninterrupted_run(tmp_path: Path) 
 def test_a_nan_on_one_rank_stops_both_promptly(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = run_cli(
-        "convattn-train", "trainer=ddp_cpu", *SHORT, f"hydra.run.dir={run_dir}",
+        "convattn-train", TRAINER, *SHORT, f"hydra.run.dir={run_dir}",
         "+callbacks.nan._target_=helpers.probes.NaNOnRank", "+callbacks.nan.step=2",
         "+callbacks.nan.rank=1", cwd=tmp_path, env=PROBES, check=False, timeout=300,
     )  # fmt: skip  # without a joint decision rank 0 waits in the all-reduce for 30 min

@@ -103,3 +103,15 @@ def test_slurm_environment_only_inside_a_matching_srun_step(monkeypatch) -> None
         cluster_environment(2, 2)
     monkeypatch.setenv("SLURM_NTASKS", "1")
     assert isinstance(cluster_environment(2, 1), LightningEnvironment)  # one task starts 2 ranks
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_rng_state_is_this_devices_own() -> None:
+    from convattn.resume import rng_state, set_rng_state
+
+    torch.cuda.init()
+    state = rng_state()  # one state: this rank's device, so a resume on fewer GPUs still fits
+    assert state["cuda"].shape == torch.cuda.get_rng_state().shape
+    first = torch.rand(3, device="cuda")
+    set_rng_state(state)
+    assert torch.equal(torch.rand(3, device="cuda"), first)

@@ -44,3 +44,35 @@ def test_bench_data_prints_each_pipeline(tmp_path: Path) -> None:
     rows = [line for line in out.splitlines() if line.startswith("|") and "---" not in line]
     assert len(rows) >= 3, out  # header + the baseline + convattn's pipelines
     assert "torchvision" in out and "convattn" in out
+
+
+def test_gpu_check_says_plainly_when_there_is_no_gpu(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: scripts/gpu_check.sh is for running, not for this check")
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS / "gpu_check.sh"), str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "No CUDA device" in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_bench_startup_prints_the_extra_over_the_floor(tmp_path: Path) -> None:
+    out = run_script(
+        "bench_startup.py", "--rounds", "1", "--images", "600", "--folder-images", "8",
+        "--markdown", cwd=tmp_path,
+    )  # fmt: skip
+    extras = dict(re.findall(r"extra over floor, (\w+): (-?[0-9.]+) s", out))
+    assert set(extras) == {"digits", "mnist_60k", "imagefolder"}, out
+    assert all(-5 < float(v) < 60 for v in extras.values()), out
+
+
+@pytest.mark.slow
+def test_bench_overhead_image_folder_prints_a_ratio(tmp_path: Path) -> None:
+    out = run_script(
+        "bench_overhead.py", "--imagefolder", "--images", "60", "--rounds", "1", cwd=tmp_path
+    )
+    ratio = float(re.search(r"image-folder ratio: ([0-9.]+)", out).group(1))
+    assert 0.3 < ratio < 5, out

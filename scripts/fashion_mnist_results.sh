@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's Fashion-MNIST results, rerun by one command (CPU scale; about 2 h on 2 cores):
+# The README's Fashion-MNIST results, rerun by one command (CPU scale; the README gives each
+# step's measured wall time):
 #   scripts/fashion_mnist_results.sh [OUT] [STEP ...]   # default OUT=logs/fashion_mnist_results
 # Steps (all by default, in this order):
 #   cnn_full         the cnn arm on the full training set (experiment=fashion_mnist_cnn, 12 epochs)

@@ -25,14 +25,18 @@ def pyplot() -> Any:
 
 
 def write_cost_plot(path: Path, rows: list[ArmSummary]) -> None:
-    """Accuracy with error bars against GFLOPs and against params, one marker per arm."""
+    """Accuracy with error bars against GFLOPs and against params, one marker per arm (params
+    only when no job was profiled, e.g. `profile=false`: an empty panel says nothing)."""
     plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    panels = [("params", "parameters")]
+    if any(r.gflops is not None and not math.isnan(r.gflops) for r in rows):
+        panels.insert(0, ("gflops", "GFLOPs per image"))
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5 * len(panels), 4), constrained_layout=True, squeeze=False
+    )
+    axes = axes[0]
     markers = dict(zip(sorted({r.arm for r in rows}), "osD^vP*X", strict=False))
-    for ax, attr, label in (
-        (axes[0], "gflops", "GFLOPs per image"),
-        (axes[1], "params", "parameters"),
-    ):
+    for ax, (attr, label) in zip(axes, panels, strict=True):
         for r in rows:
             err = 0.0 if math.isnan(r.acc_std) else 100 * r.acc_std
             setting = f", {setting_label(r.setting)}" if r.setting else ""

@@ -128,10 +128,10 @@ def slurm_gpu_problem(accelerator: Any, tasks_per_node: Any, gpus_per_node: Any)
     `gpus_per_node` and it must equal `tasks_per_node` (which `trainer.devices` follows).
     """
     if str(accelerator) in ("gpu", "cuda") and not gpus_per_node:
+        asked = "null" if gpus_per_node is None else gpus_per_node
         return (
             f"trainer.accelerator={accelerator} under hydra/launcher=slurm with "
-            f"hydra.launcher.gpus_per_node={gpus_per_node or 'null'}: Slurm would give each job "
-            "no GPU. "
+            f"hydra.launcher.gpus_per_node={asked}: Slurm would give each job no GPU. "
             f"Set hydra.launcher.gpus_per_node={tasks_per_node} (one GPU per task, i.e. per DDP "
             "rank), or train on CPUs with trainer=cpu or trainer=ddp_cpu."
         )

@@ -189,6 +189,12 @@ class ClassificationDataModule(L.LightningDataModule):
             **self.loader_options(split),
         )
 
+    def world_and_rank(self) -> tuple[int, int]:
+        """(world size, this process's global rank) from the trainer; (1, 0) without one."""
+        if self.trainer is None:
+            return 1, 0
+        return self.trainer.world_size, self.trainer.global_rank
+
     def sampler(self, split: str) -> Sampler:
         """Which items this rank reads, and in what order.
 
@@ -198,8 +204,7 @@ class ClassificationDataModule(L.LightningDataModule):
         A balanced sampler draws with replacement from each rank's own stream.
         """
         dataset = self.datasets[split]
-        world = self.trainer.world_size if self.trainer is not None else 1
-        rank = self.trainer.global_rank if self.trainer is not None else 0
+        world, rank = self.world_and_rank()
         if split != "train":
             if world == 1:
                 return SequentialSampler(dataset)
@@ -219,7 +224,7 @@ class ClassificationDataModule(L.LightningDataModule):
     def last_batch_of_one(self, size: int, batch_size: int) -> bool:
         """Whether a rank's last training batch would hold one image, which BatchNorm cannot
         normalise; then that one image is dropped. Under DDP each rank gets ceil(size / world)."""
-        world = self.trainer.world_size if self.trainer is not None else 1
+        world, _ = self.world_and_rank()
         return math.ceil(size / world) % batch_size == 1
 
     def train_dataloader(self) -> DataLoader:

@@ -146,8 +146,7 @@ class ImageFolderDataModule(ClassificationDataModule):
     def unreadable(self, dataset: RGBImageFolder) -> list[tuple[str, str]]:
         """(path, why) of every unreadable file; under DDP each rank decodes its share."""
         paths = [path for path, _ in dataset.samples]
-        world = self.trainer.world_size if self.trainer is not None else 1
-        rank = self.trainer.global_rank if self.trainer is not None else 0
+        world, rank = self.world_and_rank()
         mine = find_corrupt(paths[rank::world], threads=max(self.num_workers, 1))
         if world > 1 and torch.distributed.is_initialized():
             gathered: list[Any] = [None] * world

@@ -138,12 +138,12 @@ def image_folder_bench(images: int, rounds: int, workers: int) -> None:
             train, "data=imagefolder", f"data.root={root}", "data.img_size=64",
             f"data.num_workers={workers}", "data.auto_augment=null", "data.re_prob=0",
             "model.size=null", "trainer.max_epochs=1", "test=false", "logger=csv",
-            "callbacks=none", "profile=false", f"hydra.run.dir={tmp}/run",
+            "callbacks=none", "profile=false",
         ]  # fmt: skip
         hand_s, framework_s = [], []
-        for _ in range(rounds):  # alternating, so load drift hits both alike
+        for round_ in range(rounds):  # alternating, so load drift hits both alike
             hand_s.append(process_seconds(hand))
-            framework_s.append(process_seconds(framework))
+            framework_s.append(process_seconds([*framework, f"hydra.run.dir={tmp}/run{round_}"]))
     base, fw = statistics.median(hand_s), statistics.median(framework_s)
     ratio_table(
         f"image folder: {images} + {images // 6} PNGs, resnet18 at 64 px, batch 64, "

@@ -9,7 +9,14 @@ of them alike:
   Lightning + Hydra tool pays before doing anything;
 - digits: `convattn-train` for one optimizer step on the embedded digits;
 - mnist_60k: the same on 60,000 MNIST-format images (idx files this script writes);
-- imagefolder: the same on a folder of PNGs this script writes (resnet, 64 px, 2 workers).
+- imagefolder: the same on a folder of PNGs this script writes (resnet, 64 px, 2 workers);
+- floor_no_teardown: the floor's imports, ended by `convattn.process_exit.exit_now` as
+  `convattn-train` ends: the floor command spends ~1 s tearing the interpreter down, which
+  `convattn-train` skips, so this row shows how much of the margin that is;
+- hand_step: the floor's imports, then by hand what the mnist_60k run does: load the decoded
+  60,000 images (a `.npy` written once), build the same cnn, one AdamW step on a batch of 128.
+  Its peak memory is what any tool needs for that step (activations included), against which
+  convattn's peak is compared.
 
 The one-step runs skip validation, test, checkpoints and loggers other than CSV, so what is
 left is start-up: imports, config, data set-up, model build, one step. A warm-up round (not
@@ -37,6 +44,24 @@ from PIL import Image
 from convattn.backbones.profile import print_table
 
 FLOOR = [sys.executable, "-c", "import lightning.pytorch, torchmetrics, hydra"]
+FLOOR_NO_TEARDOWN = [
+    sys.executable, "-c",
+    "import lightning.pytorch, torchmetrics, hydra\n"
+    "from convattn.process_exit import exit_now\n"
+    "exit_now()",
+]  # fmt: skip
+HAND_STEP = """
+import sys
+import lightning.pytorch, torchmetrics, hydra
+import numpy as np, torch, torch.nn.functional as F
+from convattn.backbones import create_backbone
+images = torch.from_numpy(np.load(sys.argv[1]))
+model = create_backbone(arm="cnn", size="tiny", in_chans=1, num_classes=10, img_size=32)
+optimizer = torch.optim.AdamW(model.parameters())
+batch = images[torch.randperm(len(images))[:128]].float().div_(255)
+F.cross_entropy(model(batch), torch.randint(0, 10, (128,))).backward()
+optimizer.step()
+"""
 ONE_STEP = [
     "+trainer.max_steps=1", "+trainer.limit_val_batches=0", "test=false", "logger=csv",
     "callbacks=none", "profile=false", "print_config=false",
@@ -61,6 +86,24 @@ def write_mnist(root: Path, n_train: int) -> Path:
     return root
 
 
+WRITE_DECODED = """
+import gzip, sys
+import numpy as np, torch
+from convattn.data.in_memory import resize_images
+with gzip.open(sys.argv[1]) as f:
+    f.read(16)
+    images = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).view(-1, 1, 28, 28)
+np.save(sys.argv[2], resize_images(images, 32).numpy())
+"""
+
+
+def write_decoded(mnist: Path, out: Path) -> None:
+    """The training images as the in-memory path holds them: uint8 (N, 1, 32, 32). In a child
+    process: a child's peak RSS starts at its parent's, so the parent must stay small."""
+    source = str(mnist / "train-images-idx3-ubyte.gz")
+    subprocess.run([sys.executable, "-c", WRITE_DECODED, source, str(out)], check=True)
+
+
 def write_image_folder(root: Path, per_class: int, classes: int = 4) -> Path:
     rng = np.random.default_rng(0)
     for split, n in (("train", per_class), ("val", max(1, per_class // 6))):
@@ -79,6 +122,8 @@ def commands(work: Path, train: str) -> dict[str, list[str]]:
 
     return {
         "floor": FLOOR,
+        "floor_no_teardown": FLOOR_NO_TEARDOWN,
+        "hand_step": [sys.executable, "-c", HAND_STEP, str(work / "decoded.npy")],
         "digits": run("digits"),
         "mnist_60k": run("mnist", "data=mnist", f"data.root={work / 'mnist'}"),
         "imagefolder": run(
@@ -115,6 +160,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         write_mnist(work / "mnist", args.images)
+        write_decoded(work / "mnist", work / "decoded.npy")
         write_image_folder(work / "folder", args.folder_images)
         env = {**os.environ, "CONVATTN_CACHE_DIR": str(work / "cache"), "WANDB_MODE": "offline"}
         cmds = commands(work, train)
@@ -138,10 +184,14 @@ def main() -> None:
         title=f"start-up, fresh processes, {os.cpu_count()} cores",
         markdown=args.markdown,
     )
+    median = {name: statistics.median(s for s, _ in samples) for name, samples in times.items()}
+    peak = {name: statistics.median(m for _, m in samples) for name, samples in times.items()}
     print(f"floor + decoded {args.images} images: {floor_mib + decoded_mib:.0f} MiB")
     for name in ("digits", "mnist_60k", "imagefolder"):
-        extra = statistics.median(s for s, _ in times[name]) - floor_s
-        print(f"extra over floor, {name}: {extra:.2f} s")
+        print(f"extra over floor, {name}: {median[name] - floor_s:.2f} s")
+        bare = median[name] - median["floor_no_teardown"]
+        print(f"extra over floor_no_teardown, {name}: {bare:.2f} s")
+    print(f"peak memory, mnist_60k / hand_step: {peak['mnist_60k'] / peak['hand_step']:.2f}")
 
 
 if __name__ == "__main__":

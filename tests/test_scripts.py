@@ -76,3 +76,14 @@ def test_bench_overhead_image_folder_prints_a_ratio(tmp_path: Path) -> None:
     )
     ratio = float(re.search(r"image-folder ratio: ([0-9.]+)", out).group(1))
     assert 0.3 < ratio < 5, out
+
+
+def test_results_script_refuses_an_unknown_step_before_training(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", str(SCRIPTS / "fashion_mnist_results.sh"), str(out), "arms", "bogus"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "unknown step 'bogus'" in proc.stderr, proc.stderr
+    assert "cnn_full arms data_efficiency lr_sensitivity" in proc.stderr
+    assert not (out / "arms").exists()  # the valid step before it did not start either

@@ -14,6 +14,7 @@ from convattn.config_dir import CONFIG_DIR
 from convattn.config_errors import hydra_entry
 from convattn.errors import ConvattnError, check_choice, instantiate_checked
 from convattn.loggers import instantiate_loggers
+from convattn.process_exit import exit_now
 from convattn.records import RunRecord, metrics_with_prefix
 from convattn.runs import check_data_matches, load_classifier, resolve_checkpoint
 from convattn.task import run_cli, task_wrapper, write_record
@@ -66,9 +67,11 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return run_cli(evaluate, cfg)
 
 
-def main() -> float | None:
-    """Console entry point: config mistakes exit 2 with "did you mean" hints."""
-    return hydra_entry(hydra_main, "eval")
+def main() -> None:
+    """Console entry point: config mistakes exit 2 with "did you mean" hints; a finished run
+    skips the interpreter's teardown (`exit_now`)."""
+    hydra_entry(hydra_main, "eval")
+    exit_now(0)
 
 
 if __name__ == "__main__":

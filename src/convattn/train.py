@@ -22,6 +22,7 @@ from convattn.distributed import child_rank_argv, job_process_group, write_rank_
 from convattn.errors import ConvattnError, instantiate_checked
 from convattn.hardware import check_compile_with_sync_batchnorm, use_tensor_cores
 from convattn.loggers import instantiate_callbacks, instantiate_loggers
+from convattn.process_exit import exit_now
 from convattn.records import RunRecord, metrics_with_prefix
 from convattn.resume import ResumeState, read_progress, resume_checkpoint
 from convattn.run_identity import (
@@ -190,10 +191,15 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return run_cli(train, cfg)
 
 
-def main() -> float | None:
-    """Console entry point; a DDP child rank re-composes its job's saved config instead."""
+def main() -> None:
+    """Console entry point; a DDP child rank re-composes its job's saved config instead.
+
+    Failures leave through Hydra's and our exit codes; a finished run skips the interpreter's
+    teardown (`exit_now`).
+    """
     sys.argv = child_rank_argv(sys.argv)
-    return hydra_entry(hydra_main, "train")
+    hydra_entry(hydra_main, "train")
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -87,12 +87,12 @@ def write_mnist(root: Path, n_train: int) -> Path:
 
 
 WRITE_DECODED = """
-import gzip, sys
+import sys
+from pathlib import Path
 import numpy as np, torch
 from convattn.data.in_memory import resize_images
-with gzip.open(sys.argv[1]) as f:
-    f.read(16)
-    images = torch.frombuffer(bytearray(f.read()), dtype=torch.uint8).view(-1, 1, 28, 28)
+from convattn.data.torchvision_sets import read_idx
+images = torch.from_numpy(read_idx(Path(sys.argv[1])).copy()).unsqueeze(1)
 np.save(sys.argv[2], resize_images(images, 32).numpy())
 """
 

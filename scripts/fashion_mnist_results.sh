@@ -58,21 +58,19 @@ step() {
       sweep lr_sensitivity lr_sensitivity model=vit,hybrid seed=0 \
         recipe.optimizer.lr=3e-4,3e-3,1e-2 "${budget[@]}"
       "$BIN/convattn-report" "$OUT/lr_sensitivity" -o "$OUT/lr_sensitivity/report" ;;
-    *)
-      echo "unknown step '$1'; valid: ${STEPS[*]}" >&2
-      exit 2 ;;
   esac
 }
+
+lane() { for name in "$@"; do step "$name"; done; }
 
 for name in "$@"; do  # refuse a typo before hours of training, not after
   [[ " ${STEPS[*]} " == *" $name "* ]] || { echo "unknown step '$name'; valid: ${STEPS[*]}" >&2; exit 2; }
 done
 if [ $# -gt 0 ]; then
-  for name in "$@"; do step "$name"; done
+  lane "$@"
   exit 0
 fi
 
-lane() { for name in "$@"; do step "$name"; done; }
 export OMP_NUM_THREADS=1
 start=$SECONDS
 lane cnn_full lr_sensitivity > "$OUT/lane1.log" 2>&1 &

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convattn.backbones import create_backbone
-from convattn.backbones.profile import print_table
+from convattn.utils.tables import print_table
 
 ARMS = ("cnn", "cbam", "vit", "hybrid")
 KINDS = ("eager", "compiled", "b1", "batch")  # training x 2, inference latency x 2

@@ -33,9 +33,9 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from convattn.backbones.profile import print_table
 from convattn.data.image_folder import available_cores
 from convattn.data.torchvision_sets import CIFAR10DataModule
+from convattn.utils.tables import print_table
 
 
 class SyntheticCIFAR10(datasets.CIFAR10):

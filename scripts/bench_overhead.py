@@ -6,7 +6,7 @@ optimizer and thread count, measured in one process (target ratio <= 1.10 on CPU
 Image folder: whole processes, start-up included, alternating `convattn-train data=imagefolder`
 with scripts/timm_loop.py (timm's create_transform, a DataLoader with the same workers, timm's
 resnet18) on a folder of PNGs this script writes, one epoch + one val pass each (target <= 1.05):
-    python scripts/bench_overhead.py --imagefolder [--images 3000] [--rounds 2]
+    python scripts/bench_overhead.py --imagefolder [--images 3000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def main() -> None:
     )
     parser.add_argument("--imagefolder", action="store_true", help="the image-folder bench")
     parser.add_argument("--images", type=int, default=3000, help="image folder: train images")
-    parser.add_argument("--rounds", type=int, default=2, help="image folder: runs of each")
+    parser.add_argument("--rounds", type=int, default=3, help="image folder: runs of each")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
     if args.imagefolder:

@@ -16,13 +16,22 @@ of them alike:
 - hand_step: the floor's imports, then by hand what the mnist_60k run does: load the decoded
   60,000 images (a `.npy` written once), build the same cnn, one AdamW step on a batch of 128.
   Its peak memory is what any tool needs for that step (activations included), against which
-  convattn's peak is compared.
+  convattn's peak is compared;
+- hand_step_fixed_mmap: the same with glibc's mmap threshold fixed at 128 KiB
+  (`MALLOC_MMAP_THRESHOLD_`), so freed activations go back to the OS at once instead of
+  staying in the heap: what the step's peak would be without glibc's fast-path heap reuse
+  (which a step pays for in speed; see the README).
 
 The one-step runs skip validation, test, checkpoints and loggers other than CSV, so what is
 left is start-up: imports, config, data set-up, model build, one step. A warm-up round (not
 timed) fills the decode cache first, as a second run of any real job finds it; its times are
 printed as "first run". Prints median wall time, the extra over the floor (target <= 1.0 s)
 and the peak RSS of the main process (target: within 15 % of the floor + the decoded data).
+
+The convattn-train rows run as a user's do: under tcmalloc where it is installed (see
+src/convattn/launch.py); the reference rows under glibc's malloc. This process imports no torch
+and writes the data itself (~200 MiB peak): a child's peak RSS starts at its parent's, so a
+heavier parent would raise the smaller rows to its own peak.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from convattn.backbones.profile import print_table
+from convattn.utils.tables import print_table
 
 FLOOR = [sys.executable, "-c", "import lightning.pytorch, torchmetrics, hydra"]
 FLOOR_NO_TEARDOWN = [
@@ -120,10 +129,13 @@ def commands(work: Path, train: str) -> dict[str, list[str]]:
     def run(name: str, *overrides: str) -> list[str]:
         return [train, *ONE_STEP, f"hydra.run.dir={work / 'runs' / name}", *overrides]
 
+    hand_step = [sys.executable, "-c", HAND_STEP, str(work / "decoded.npy")]
     return {
         "floor": FLOOR,
         "floor_no_teardown": FLOOR_NO_TEARDOWN,
-        "hand_step": [sys.executable, "-c", HAND_STEP, str(work / "decoded.npy")],
+        "hand_step": hand_step,
+        # `env` execs python in the same process, so os.wait4 still reports python's peak.
+        "hand_step_fixed_mmap": ["env", "MALLOC_MMAP_THRESHOLD_=131072", *hand_step],
         "digits": run("digits"),
         "mnist_60k": run("mnist", "data=mnist", f"data.root={work / 'mnist'}"),
         "imagefolder": run(
@@ -186,12 +198,15 @@ def main() -> None:
     )
     median = {name: statistics.median(s for s, _ in samples) for name, samples in times.items()}
     peak = {name: statistics.median(m for _, m in samples) for name, samples in times.items()}
-    print(f"floor + decoded {args.images} images: {floor_mib + decoded_mib:.0f} MiB")
+    budget = floor_mib + decoded_mib
+    print(f"floor + decoded {args.images} images: {budget:.0f} MiB")
     for name in ("digits", "mnist_60k", "imagefolder"):
         print(f"extra over floor, {name}: {median[name] - floor_s:.2f} s")
         bare = median[name] - median["floor_no_teardown"]
         print(f"extra over floor_no_teardown, {name}: {bare:.2f} s")
     print(f"peak memory, mnist_60k / hand_step: {peak['mnist_60k'] / peak['hand_step']:.2f}")
+    for name in ("mnist_60k", "hand_step", "hand_step_fixed_mmap"):
+        print(f"peak memory, {name} / (floor + decoded): {peak[name] / budget:.2f}  (target 1.15)")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 
 from convattn.backbones import create_backbone, list_presets
-from convattn.backbones.profile import count_flops, count_params, print_table
+from convattn.backbones.profile import count_flops, count_params
+from convattn.utils.tables import print_table
 
 ARMS = ("cnn", "cbam", "vit", "hybrid")
 

@@ -67,6 +67,9 @@ def test_bench_startup_prints_the_extra_over_the_floor(tmp_path: Path) -> None:
     extras = dict(re.findall(r"extra over floor, (\w+): (-?[0-9.]+) s", out))
     assert set(extras) == {"digits", "mnist_60k", "imagefolder"}, out
     assert all(-5 < float(v) < 60 for v in extras.values()), out
+    peaks = dict(re.findall(r"peak memory, (\w+) / \(floor \+ decoded\): ([0-9.]+)", out))
+    assert set(peaks) == {"mnist_60k", "hand_step", "hand_step_fixed_mmap"}, out
+    assert all(0.5 < float(v) < 3 for v in peaks.values()), out
 
 
 @pytest.mark.slow

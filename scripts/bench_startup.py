@@ -11,7 +11,7 @@ of them alike:
 - mnist_60k: the same on 60,000 MNIST-format images (idx files this script writes);
 - imagefolder: the same on a folder of PNGs this script writes (resnet, 64 px, 2 workers);
 - floor_no_teardown: the floor's imports, ended by `convattn.process_exit.exit_now` as
-  `convattn-train` ends: the floor command spends ~1 s tearing the interpreter down, which
+  `convattn-train` ends: the floor command spends 2-3 s tearing the interpreter down, which
   `convattn-train` skips, so this row shows how much of the margin that is;
 - hand_step: the floor's imports, then by hand what the mnist_60k run does: load the decoded
   60,000 images (a `.npy` written once), build the same cnn, one AdamW step on a batch of 128.
@@ -52,16 +52,14 @@ from PIL import Image
 
 from convattn.utils.tables import print_table
 
-FLOOR = [sys.executable, "-c", "import lightning.pytorch, torchmetrics, hydra"]
+FLOOR_IMPORTS = "import lightning.pytorch, torchmetrics, hydra"
+FLOOR = [sys.executable, "-c", FLOOR_IMPORTS]
 FLOOR_NO_TEARDOWN = [
-    sys.executable, "-c",
-    "import lightning.pytorch, torchmetrics, hydra\n"
-    "from convattn.process_exit import exit_now\n"
-    "exit_now()",
+    sys.executable, "-c", f"{FLOOR_IMPORTS}\nfrom convattn.process_exit import exit_now\nexit_now()"
 ]  # fmt: skip
-HAND_STEP = """
+HAND_STEP = f"""
 import sys
-import lightning.pytorch, torchmetrics, hydra
+{FLOOR_IMPORTS}
 import numpy as np, torch, torch.nn.functional as F
 from convattn.backbones import create_backbone
 images = torch.from_numpy(np.load(sys.argv[1]))
@@ -181,24 +179,22 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, cmd in cmds.items():
                 times[name].append(timed(cmd, env))
-    floor_s = statistics.median(s for s, _ in times["floor"])
-    floor_mib = statistics.median(m for _, m in times["floor"])
-    decoded_mib = args.images * 32 * 32 / 2**20  # uint8, resized to the module's 32 px
+    median = {name: statistics.median(s for s, _ in samples) for name, samples in times.items()}
+    peak = {name: statistics.median(m for _, m in samples) for name, samples in times.items()}
+    floor_s = median["floor"]
     rows = []
-    for name, samples in times.items():
-        seconds = statistics.median(s for s, _ in samples)
-        mib = statistics.median(m for _, m in samples)
-        extra = "" if name == "floor" else f"{seconds - floor_s:+.2f}"
-        rows.append([name, f"{first[name][0]:.2f}", f"{seconds:.2f}", extra, f"{mib:.0f}"])
+    for name in times:
+        extra = "" if name == "floor" else f"{median[name] - floor_s:+.2f}"
+        rows.append(
+            [name, f"{first[name][0]:.2f}", f"{median[name]:.2f}", extra, f"{peak[name]:.0f}"]
+        )
     print_table(
         ["run", "first run s", f"median s ({args.rounds})", "extra over floor s", "peak RSS MiB"],
         rows,
         title=f"start-up, fresh processes, {os.cpu_count()} cores",
         markdown=args.markdown,
     )
-    median = {name: statistics.median(s for s, _ in samples) for name, samples in times.items()}
-    peak = {name: statistics.median(m for _, m in samples) for name, samples in times.items()}
-    budget = floor_mib + decoded_mib
+    budget = peak["floor"] + args.images * 32 * 32 / 2**20  # uint8, resized to the module's 32 px
     print(f"floor + decoded {args.images} images: {budget:.0f} MiB")
     for name in ("digits", "mnist_60k", "imagefolder"):
         print(f"extra over floor, {name}: {median[name] - floor_s:.2f} s")

@@ -57,18 +57,14 @@ def test_the_console_scripts_run_under_tcmalloc(
         proc.wait()
 
 
-def test_the_same_command_line_is_rerun(env_without_preload: dict[str, str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK], env=env_without_preload, capture_output=True, text=True
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "True", done.stderr
-
-
-def test_any_ld_preload_keeps_the_system_allocator(env_without_preload: dict[str, str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK],
-        env={**env_without_preload, "LD_PRELOAD": ""},
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+@pytest.mark.parametrize(
+    ("preload", "expected"),
+    [(None, "True"), ("", "False")],  # unset: re-run under tcmalloc; any value: left alone
+    ids=["unset-reruns", "empty-keeps-glibc"],
+)
+def test_the_command_line_is_rerun_unless_ld_preload_is_set(
+    preload: str | None, expected: str, env_without_preload: dict[str, str]
+) -> None:
+    env = env_without_preload if preload is None else {**env_without_preload, "LD_PRELOAD": preload}
+    done = subprocess.run([sys.executable, "-c", CHECK], env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr

@@ -2,13 +2,15 @@
 # Debian packages the test suite needs, installed only if missing (idempotent).
 #
 #   scripts/install_debian_packages.sh          # everything below
-#   scripts/install_debian_packages.sh slurm    # only one group (slurm, data, malloc)
+#   scripts/install_debian_packages.sh slurm    # only one group (slurm, data, malloc, compile)
 #
 # slurm:  the local Slurm cluster of scripts/slurm_local.sh (Slurm 22.05, munge,
 #         slurmdbd with MariaDB for accounting).
 # data:   the real Fashion-MNIST files (dataset-fashion-mnist).
 # malloc: tcmalloc, which convattn-train and convattn-eval preload when present
 #         (src/convattn/launch.py): less peak memory on the CPU, a little faster.
+# compile: what torch.compile's inductor backend needs on the CPU (recipe.compile=true):
+#         a C++ compiler and make; the Python headers come with the interpreter.
 #
 # Checks with dpkg first: when everything is installed it does nothing and
 # needs no privileges. Otherwise it needs root and re-runs itself with sudo;
@@ -21,19 +23,21 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH
 SLURM_PACKAGES=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server)
 DATA_PACKAGES=(dataset-fashion-mnist)
 MALLOC_PACKAGES=(libtcmalloc-minimal4)
+COMPILE_PACKAGES=(g++ make)
 
 log() { printf 'install_debian_packages: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 selected=("$@")
-((${#selected[@]})) || selected=(slurm data malloc)
+((${#selected[@]})) || selected=(slurm data malloc compile)
 wanted=()
 for group in "${selected[@]}"; do
     case "$group" in
         slurm) wanted+=("${SLURM_PACKAGES[@]}") ;;
         data) wanted+=("${DATA_PACKAGES[@]}") ;;
         malloc) wanted+=("${MALLOC_PACKAGES[@]}") ;;
-        *) die "unknown group '$group' (use: slurm, data, malloc)" ;;
+        compile) wanted+=("${COMPILE_PACKAGES[@]}") ;;
+        *) die "unknown group '$group' (use: slurm, data, malloc, compile)" ;;
     esac
 done
 

@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+
+# Under pytest-xdist each of the two workers gets one core: one torch thread here, and (through
+# the variable) in every console command and DDP rank the tests start.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 from helpers.runs import compose_config
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig

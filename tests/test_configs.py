@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 from helpers.data_formats import write_cifar, write_mnist, write_tree
-from helpers.runs import compose_config
+from helpers.runs import cli_env, compose_config
+from helpers.warm import warm_server
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
@@ -48,7 +49,10 @@ def test_every_group_has_options() -> None:
 )
 def test_train_option_composes(train_cfg, group: str, option: str) -> None:
     cfg = train_cfg([f"{group}={option}"])
+    assert cfg.hydra.runtime.choices[group] == option  # the option chosen, not the default
     assert cfg.data and cfg.model.arm and cfg.trainer._target_
+    if group == "model":
+        assert cfg.model.arm == option
     if group == "logger":
         names = set(cfg.logger)
         assert "csv" in names, "CSV metrics must always be written"
@@ -61,6 +65,11 @@ def test_eval_option_composes(tmp_path, option: str) -> None:
     group = "trainer" if option in options("trainer") else "data"
     cfg = compose_config("eval", [f"{group}={option}", "ckpt_path=x.ckpt"], tmp_path)
     assert cfg.ckpt_path == "x.ckpt"
+    assert cfg.hydra.runtime.choices[group] == option
+    built = OmegaConf.to_container(cfg[group], resolve=True)
+    train = compose_config("train", [f"{group}={option}"], tmp_path)
+    # eval builds the same trainer or data as train does
+    assert built == OmegaConf.to_container(train[group], resolve=True)
 
 
 def test_default_objects_instantiate(train_cfg) -> None:
@@ -73,10 +82,21 @@ def test_default_objects_instantiate(train_cfg) -> None:
     assert {type(lg).__name__ for lg in loggers} == {"CSVLogger", "WandbLogger"}
 
 
-def test_run_dirs_are_unique_within_a_second(train_cfg) -> None:
-    hydra_dirs = OmegaConf.to_container(train_cfg().hydra, resolve=False)
-    assert "%f" in hydra_dirs["run"]["dir"]  # microseconds
-    assert "%f" in hydra_dirs["sweep"]["dir"]
+def test_run_dirs_are_unique_within_a_second(tmp_path: Path) -> None:
+    """Four commands started at once (two runs, two multiruns) get four dirs of their own.
+
+    Each stops at a mistake found inside the job (data.img_size=4), after Hydra made its dir."""
+    calls = [[], [], ["-m"], ["-m"]]
+    procs = [warm_server().start("convattn-train", [*c, "data.img_size=4", "logger=csv"],
+                                 tmp_path, cli_env()) for c in calls]  # fmt: skip
+    for proc in procs:
+        proc.result(timeout=120)
+    logs = tmp_path / "logs" / "train"
+    runs = sorted(p.name for p in (logs / "runs").iterdir())
+    sweeps = sorted(p.name for p in (logs / "multiruns").iterdir())
+    assert len(runs) == len(sweeps) == 2, (runs, sweeps)
+    # the same second, told apart by the microseconds
+    assert len({name[:19] for name in runs + sweeps}) <= 2, (runs, sweeps)
 
 
 @pytest.mark.parametrize("trainer", ["default", "ddp_cpu", "ddp"])
@@ -110,6 +130,13 @@ def test_every_option_instantiates(train_cfg, tmp_path, group: str) -> None:
             cfg.data.root = str(root)
         built = instantiate_group(cfg, group)
         assert built or option == "none", f"{group}={option} built nothing"
+        if group in ("data", "model"):  # the object of this option, not a default one
+            assert getattr(built[0], "name" if group == "data" else "arm") == option
+        if group == "logger":
+            kinds = {type(logger).__name__ for logger in built}
+            extra = {"csv": set(), "none": set(), "tensorboard": {"TensorBoardLogger"},
+                     "wandb": {"WandbLogger"}}[option]  # fmt: skip
+            assert kinds == {"CSVLogger", *extra}, kinds
 
 
 def instantiate_group(cfg, group: str) -> list:

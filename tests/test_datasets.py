@@ -24,6 +24,7 @@ from convattn.data.image_folder import ImageFolderDataModule
 from convattn.data.imbalance import long_tail_counts
 from convattn.data.torchvision_sets import CIFAR10DataModule, MNISTDataModule
 from convattn.errors import ConvattnError
+from convattn.records import RunRecord
 from convattn.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -52,7 +53,7 @@ EXPECTED = {  # in_chans, num_classes, train + val images, test images
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
-def test_one_training_step_through_the_entry_point(train_cfg, roots, name: str) -> None:
+def test_one_training_step_through_the_entry_point(train_cfg, tmp_path, roots, name) -> None:
     overrides = [
         f"data={name}",
         f"data.root={roots[name]}",
@@ -69,9 +70,14 @@ def test_one_training_step_through_the_entry_point(train_cfg, roots, name: str) 
         overrides.append("data.num_workers=0")
     cfg = train_cfg(overrides)
     metrics = train(cfg)
-    assert 0.0 <= metrics["test/acc"] <= 1.0
-
     in_chans, num_classes, n_train, n_test = EXPECTED[name]
+    # what the run itself recorded: its data's shape, one step, the test batch it scored
+    record = RunRecord.read(tmp_path).to_dict()
+    assert (record["dataset"], record["global_step"]) == (name, 1)
+    cm = torch.tensor(record["confusion_matrix"], dtype=torch.float64)
+    assert cm.shape == (num_classes, num_classes) and cm.sum() == min(n_test, 512)
+    assert metrics["test/acc"] == pytest.approx(float(cm.trace() / cm.sum()), abs=1e-6)
+
     dm = instantiate(cfg.data)
     assert (dm.in_chans, dm.num_classes, dm.img_size) == (in_chans, num_classes, 32)
     dm.setup()

@@ -3,6 +3,7 @@ unpadded evaluation, collective-safe stops, and DDP jobs inside a Hydra multirun
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -10,12 +11,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers.runs import only_run_dir, only_sweep_dir, read_json, run_cli
+from helpers import runs
+from helpers.runs import only_run_dir, only_sweep_dir, read_json
 
 from convattn.data.base import per_device_batch_size
 from convattn.data.digits import DigitsDataModule
 from convattn.distributed import child_rank_argv
 from convattn.errors import ConvattnError
+
+# Lightning starts the other ranks from the console script's own command line: fresh processes.
+run_cli = functools.partial(runs.run_cli, fresh=True)
+pytestmark = pytest.mark.xdist_group("processes")  # two ranks: the worker holding both cores
 
 SHORT = ["trainer.max_epochs=1", "+trainer.limit_train_batches=4", "logger=csv", "profile=false"]
 

@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 from helpers.runs import only_run_dir, run_cli
-from timm.data import Mixup
 
 from convattn.classifier import ImageClassifier
 from convattn.errors import ConvattnError
@@ -40,15 +39,17 @@ def test_per_class_accuracy_matches_confusion_matrix(train_cfg, tmp_path) -> Non
 
 
 def test_mixup_and_cutmix_train_with_soft_targets(train_cfg, tmp_path) -> None:
-    cfg = train_cfg([*SHORT, "recipe.mixup.mixup_alpha=0.8", "recipe.mixup.cutmix_alpha=1.0"])
-    metrics = train(cfg)
-    assert torch.isfinite(torch.tensor(metrics["test/loss"]))
-    model = ImageClassifier(CNN, 1, 10, 32, **RECIPE, mixup={"mixup_alpha": 0.8})
-    assert isinstance(model.mixup, Mixup)
-    x, y = torch.randn(4, 1, 32, 32), torch.arange(4)
-    mixed, soft = model.mixup(x.clone(), y)  # timm mixes in place
-    assert soft.shape == (4, 10) and torch.allclose(soft.sum(1), torch.ones(4))
-    assert not torch.equal(mixed, x)
+    probe = tmp_path / "mixed.json"
+    metrics = train(train_cfg([*SHORT, "recipe.mixup.mixup_alpha=0.8",
+                               "recipe.mixup.cutmix_alpha=1.0",
+                               "+callbacks.probe._target_=helpers.probes.MixedBatches",
+                               f"+callbacks.probe.out={probe}"]))  # fmt: skip
+    assert math.isfinite(metrics["test/loss"])
+    batches = json.loads(probe.read_text())  # what the run's own mixup did, batch by batch
+    assert len(batches) == 4
+    for batch in batches:
+        assert batch == {"targets_shape": [64, 10], "rows_sum_to_one": True, "soft": True,
+                         "images_changed": True}, batch  # fmt: skip
 
 
 def test_mixup_with_class_weights_is_refused() -> None:

@@ -84,7 +84,9 @@ def test_leftover_slurm_variables_do_not_change_the_world_size(tmp_path: Path) -
             cwd=tmp_path, env=leftover)  # fmt: skip
     log = (tmp_path / "r" / "train.log").read_text()
     assert "Ignoring SLURM_NTASKS=4" in log
-    assert read_json(tmp_path / "r" / "metrics.json")["status"] == "completed"
+    record = read_json(tmp_path / "r" / "metrics.json")  # written: this process is rank 0
+    assert (record["status"], record["global_step"]) == ("completed", 2), record
+    assert not (tmp_path / "r" / "ranks").exists()  # one process: no per-rank configs
 
 
 def test_slurm_environment_only_inside_a_matching_srun_step(monkeypatch) -> None:

@@ -21,6 +21,11 @@ def run_script(name: str, *args: str, cwd: Path) -> str:
     return proc.stdout
 
 
+def markdown_rows(out: str) -> list[list[str]]:
+    lines = [line for line in out.splitlines() if line.startswith("|") and "---" not in line]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:]]
+
+
 def test_model_table_lists_every_arm(tmp_path: Path) -> None:
     from convattn.backbones import list_arms
 
@@ -29,10 +34,18 @@ def test_model_table_lists_every_arm(tmp_path: Path) -> None:
         assert re.search(rf"\|\s*{arm}\s*\|", out), out
 
 
+def table_seconds(out: str) -> list[float]:
+    """The seconds column of a ratio table (rich): baseline row, then the measured row."""
+    return [float(m) for m in re.findall(r"│\s+([0-9]+\.[0-9]{3})\s+│\s+[0-9.]+\s+│", out)]
+
+
 @pytest.mark.slow
+@pytest.mark.xdist_group("processes")  # timings: not beside DDP or Slurm jobs
 def test_bench_overhead_prints_a_ratio(tmp_path: Path) -> None:
     out = run_script("bench_overhead.py", "--epochs", "1", cwd=tmp_path)
     ratio = float(re.search(r"overhead ratio: ([0-9.]+)", out).group(1))
+    plain, framework = table_seconds(out)  # the ratio is the one of the two rows it prints
+    assert ratio == pytest.approx(framework / plain, abs=2e-3), out
     assert 0.5 < ratio < 5, out
 
 
@@ -59,25 +72,36 @@ def test_gpu_check_says_plainly_when_there_is_no_gpu(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("processes")  # timings: not beside DDP or Slurm jobs
 def test_bench_startup_prints_the_extra_over_the_floor(tmp_path: Path) -> None:
     out = run_script(
         "bench_startup.py", "--rounds", "1", "--images", "600", "--folder-images", "8",
         "--markdown", cwd=tmp_path,
     )  # fmt: skip
+    rows = {row[0]: row for row in markdown_rows(out)}
+    seconds = {name: float(row[2]) for name, row in rows.items()}  # the median column
     extras = dict(re.findall(r"extra over floor, (\w+): (-?[0-9.]+) s", out))
     assert set(extras) == {"digits", "mnist_60k", "imagefolder"}, out
-    assert all(-5 < float(v) < 60 for v in extras.values()), out
+    for name, extra in extras.items():  # each extra is its row's time less the floor's
+        assert float(extra) == pytest.approx(seconds[name] - seconds["floor"], abs=0.011), out
+        assert float(rows[name][3]) == pytest.approx(float(extra), abs=0.011), out
+    budget = float(re.search(r"floor \+ decoded 600 images: ([0-9.]+) MiB", out).group(1))
+    assert budget == pytest.approx(float(rows["floor"][4]) + 600 * 32 * 32 / 2**20, abs=1), out
     peaks = dict(re.findall(r"peak memory, (\w+) / \(floor \+ decoded\): ([0-9.]+)", out))
     assert set(peaks) == {"mnist_60k", "hand_step", "hand_step_fixed_mmap"}, out
-    assert all(0.5 < float(v) < 3 for v in peaks.values()), out
+    for name, peak in peaks.items():
+        assert float(peak) == pytest.approx(float(rows[name][4]) / budget, abs=0.011), out
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("processes")  # timings: not beside DDP or Slurm jobs
 def test_bench_overhead_image_folder_prints_a_ratio(tmp_path: Path) -> None:
     out = run_script(
         "bench_overhead.py", "--imagefolder", "--images", "60", "--rounds", "1", cwd=tmp_path
     )
     ratio = float(re.search(r"image-folder ratio: ([0-9.]+)", out).group(1))
+    hand, framework = table_seconds(out)
+    assert ratio == pytest.approx(framework / hand, abs=2e-3), out
     assert 0.3 < ratio < 5, out
 
 

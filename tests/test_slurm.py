@@ -7,6 +7,7 @@ found through SLURM_CONF (`make test` exports it), and the jobs use the launcher
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -17,9 +18,12 @@ from typing import TypeVar
 
 import pytest
 import torch
-from helpers.runs import BIN, only_sweep_dir, read_json, run_cli
+from helpers import runs
+from helpers.runs import BIN, only_sweep_dir, read_json
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("processes")]
+# The submitting command is a fresh process too: Slurm is the subject, start to end.
+run_cli = functools.partial(runs.run_cli, fresh=True)
 
 JOB = [
     "hydra/launcher=slurm",

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from helpers.runs import only_sweep_dir, read_json, run_cli, wandb_records, wandb_summary
 
+from convattn.explain import deletion_auc_for_run
+
 SHORT = [
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=3",
@@ -51,7 +53,10 @@ def test_multirun_report_and_wandb_grouping(tmp_path: Path) -> None:
     )
     rows = list(csv.DictReader((out / "report.csv").open()))
     assert [r["arm"] for r in rows] == ["cnn", "vit"]
-    assert all(0.0 <= float(r["deletion_auc"]) <= 1.0 for r in rows)
+    for row in rows:  # each arm's deletion AUC: the mean of its jobs', recomputed here
+        aucs = [deletion_auc_for_run(j["output_dir"], num_images=16) for j in jobs
+                if j["arm"] == row["arm"]]  # fmt: skip
+        assert float(row["deletion_auc"]) == pytest.approx(statistics.fmean(aucs), abs=1e-6)
     speed = {r["arm"]: float(r["train_images_per_s"]) for r in rows}
     assert float(rows[1]["time_x_cnn"]) == pytest.approx(speed["cnn"] / speed["vit"])
     for row in rows:
@@ -102,6 +107,10 @@ def test_failing_job_is_reported_and_the_sweep_goes_on(tmp_path: Path) -> None:
     # the two completed learning rates make a curve (the failed one is listed, not drawn)
     assert "## Test accuracy against `recipe.optimizer.lr`" in report
     assert (out / "report_recipe.optimizer.lr.png").is_file()
+    points = list(csv.DictReader((out / "report_recipe.optimizer.lr.csv").open()))
+    assert [float(p["recipe.optimizer.lr"]) for p in points] == [1e-3, 2e-3]
+    accs = [read_json(sweep / str(i) / "metrics.json")["metrics"]["test/acc"] for i in (0, 2)]
+    assert [float(p["acc_mean"]) for p in points] == pytest.approx(accs, abs=1e-9)
 
 
 @pytest.mark.slow

@@ -37,6 +37,19 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     return groups, values
 
 
+def option_hint(choice: str) -> str | None:
+    """One line for `group=option` when conf/ has no such option: the options it has."""
+    group, option = choice.lstrip("+~").split("=", 1)
+    folder = Path(CONFIG_DIR) / group
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    # hydra/* groups also have Hydra's own options, which are not in conf/
+    if group.startswith("hydra/") or not options or option in (*options, "null"):
+        return None
+    close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
+    guess = f"; did you mean {group}={close[0]}?" if close else "."
+    return f"{choice} is not an option of {group}; the options are {', '.join(options)}{guess}"
+
+
 def flat_keys(tree: Any, prefix: str = "") -> list[str]:
     if not isinstance(tree, dict):
         return [prefix]
@@ -63,8 +76,8 @@ def typo_hints(config_name: str, args: list[str]) -> list[str] | None:
             except Exception:
                 pass
             base = compose(config_name, overrides=groups, return_hydra_config=True)
-    except Exception:  # the group choices themselves fail: Hydra's listing says it all
-        return []
+    except Exception:  # the group choices themselves fail: name the unknown option
+        return [hint for choice in groups if (hint := option_hint(choice))]
     keys = flat_keys(OmegaConf.to_container(base, resolve=False))
     hints = []
     for override in values:

@@ -23,10 +23,11 @@ def exit_now(code: int = 0) -> NoReturn:
     Only for console entry points, after the work has finished: code that left a file open
     and unflushed loses its buffer here, as it would under a crash.
     """
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()  # what Py_Finalize runs first; the rest frees memory only
+    # What Py_Finalize runs first: threading's own exit hooks (they shut down thread pools such
+    # as torch.compile's, whose idle workers would otherwise be waited for forever), then a
+    # join of the non-daemon threads, then the atexit handlers. The rest frees memory only.
+    threading._shutdown()
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed, or a broken pipe
             stream.flush()

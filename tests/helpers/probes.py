@@ -71,3 +71,30 @@ class NaNOnRank(Callback):
     ) -> None:
         if trainer.global_step == self.step and trainer.global_rank == self.rank:
             batch[0].fill_(float("nan"))
+
+
+class MixedBatches(Callback):
+    """Wrap the run's own mixup and write what it did to each training batch to `out`."""
+
+    def __init__(self, out: str) -> None:
+        self.out = Path(out)
+        self.batches: list[dict] = []
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        inner, batches = pl_module.mixup, self.batches
+
+        def mix(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            before = x.clone()
+            mixed, soft = inner(x, y)
+            batches.append({
+                "targets_shape": list(soft.shape),
+                "rows_sum_to_one": bool(torch.allclose(soft.sum(1), torch.ones(len(soft)))),
+                "soft": bool((soft.max(1).values < 1).any()),
+                "images_changed": not torch.equal(mixed, before),
+            })  # fmt: skip
+            return mixed, soft
+
+        pl_module.mixup = mix
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self.out.write_text(json.dumps(self.batches))

@@ -15,7 +15,12 @@ from omegaconf import DictConfig, open_dict
 
 from convattn.config_dir import CONFIG_DIR
 
+from .warm import warm_server
+
 BIN = Path(sys.executable).parent
+TESTS = Path(__file__).resolve().parents[1]
+FRESH = os.environ.get("CONVATTN_TESTS_FRESH") == "1"  # every call a new process
+RANK_VARIABLES = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "PMI_RANK"}
 
 
 def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
@@ -32,6 +37,18 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
     return cfg
 
 
+def cli_env(env: dict | None = None) -> dict:
+    """The environment a console command gets: the suite's, less what the code must decide,
+    with tests/ on the path for the probe callbacks (helpers.probes, helpers.signals)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), full_env.get("PYTHONPATH")]))
+    full_env.pop("WANDB_MODE", None)  # the code must decide offline mode by itself
+    full_env.pop("WANDB_API_KEY", None)
+    full_env.pop("PYTEST_XDIST_WORKER", None)
+    full_env.pop("PYTEST_CURRENT_TEST", None)
+    return full_env
+
+
 def run_cli(
     command: str,
     *args: str,
@@ -39,19 +56,24 @@ def run_cli(
     env: dict | None = None,
     check: bool = True,
     timeout: float = 600,
-):
-    """Run a console script of this venv in a subprocess, as a user would."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("WANDB_MODE", None)  # the code must decide offline mode by itself
-    full_env.pop("WANDB_API_KEY", None)
-    proc = subprocess.run(
-        [str(BIN / command), *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    fresh: bool = False,
+) -> subprocess.CompletedProcess:
+    """Run a console script of this venv as a user would, and wait for it.
+
+    By default through the warm runner (helpers.warm: the same entry point, argv, cwd,
+    environment, output and exit status, without paying the imports again); `fresh=True`
+    starts a new process, for tests where the process itself is the subject, and so does an
+    `env` that sets rank variables (SLURM_*, RANK, ...), which Lightning reads at import.
+    """
+    # Lightning reads the rank variables when it is imported, which the warm runner did once.
+    fresh = fresh or FRESH or any(k.startswith("SLURM_") or k in RANK_VARIABLES for k in env or {})
+    if fresh:
+        proc = subprocess.run(
+            [str(BIN / command), *args],
+            cwd=cwd, env=cli_env(env), capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+    else:
+        proc = warm_server().start(command, list(args), cwd, cli_env(env)).result(timeout)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"{command} {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"

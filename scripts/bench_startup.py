@@ -2,7 +2,7 @@
 
     python scripts/bench_startup.py [--rounds 5] [--markdown]
 
-Every process is fresh. Rounds alternate the four commands, so drift in machine load hits all
+Every process is fresh. Rounds alternate the commands, so drift in machine load hits all
 of them alike:
 
 - floor: `python -c "import lightning.pytorch, torchmetrics, hydra"`, what every
@@ -10,9 +10,8 @@ of them alike:
 - digits: `convattn-train` for one optimizer step on the embedded digits;
 - mnist_60k: the same on 60,000 MNIST-format images (idx files this script writes);
 - imagefolder: the same on a folder of PNGs this script writes (resnet, 64 px, 2 workers);
-- floor_no_teardown: the floor's imports, ended by `convattn.process_exit.exit_now` as
-  `convattn-train` ends: the floor command spends 2-3 s tearing the interpreter down, which
-  `convattn-train` skips, so this row shows how much of the margin that is;
+- mnist_60k_tcmalloc: the mnist_60k run started through scripts/tcmalloc.sh, the opt-in
+  allocator (its peak memory against the system allocator's);
 - hand_step: the floor's imports, then by hand what the mnist_60k run does: load the decoded
   60,000 images (a `.npy` written once), build the same cnn, one AdamW step on a batch of 128.
   Its peak memory is what any tool needs for that step (activations included), against which
@@ -28,8 +27,8 @@ timed) fills the decode cache first, as a second run of any real job finds it; i
 printed as "first run". Prints median wall time, the extra over the floor (target <= 1.0 s)
 and the peak RSS of the main process (target: within 15 % of the floor + the decoded data).
 
-The convattn-train rows run as a user's do: under tcmalloc where it is installed (see
-src/convattn/launch.py); the reference rows under glibc's malloc. This process imports no torch
+Every row ends as a Python process does, interpreter teardown included, and runs under the
+system allocator but mnist_60k_tcmalloc. This process imports no torch
 and writes the data itself (~200 MiB peak): a child's peak RSS starts at its parent's, so a
 heavier parent would raise the smaller rows to its own peak.
 """
@@ -54,9 +53,7 @@ from convattn.utils.tables import print_table
 
 FLOOR_IMPORTS = "import lightning.pytorch, torchmetrics, hydra"
 FLOOR = [sys.executable, "-c", FLOOR_IMPORTS]
-FLOOR_NO_TEARDOWN = [
-    sys.executable, "-c", f"{FLOOR_IMPORTS}\nfrom convattn.process_exit import exit_now\nexit_now()"
-]  # fmt: skip
+TCMALLOC = ["bash", str(Path(__file__).resolve().with_name("tcmalloc.sh"))]
 HAND_STEP = f"""
 import sys
 {FLOOR_IMPORTS}
@@ -130,12 +127,15 @@ def commands(work: Path, train: str) -> dict[str, list[str]]:
     hand_step = [sys.executable, "-c", HAND_STEP, str(work / "decoded.npy")]
     return {
         "floor": FLOOR,
-        "floor_no_teardown": FLOOR_NO_TEARDOWN,
         "hand_step": hand_step,
         # `env` execs python in the same process, so os.wait4 still reports python's peak.
         "hand_step_fixed_mmap": ["env", "MALLOC_MMAP_THRESHOLD_=131072", *hand_step],
         "digits": run("digits"),
         "mnist_60k": run("mnist", "data=mnist", f"data.root={work / 'mnist'}"),
+        "mnist_60k_tcmalloc": [
+            *TCMALLOC,
+            *run("mnist_tc", "data=mnist", f"data.root={work / 'mnist'}"),
+        ],
         "imagefolder": run(
             "imagefolder",
             "data=imagefolder",
@@ -198,10 +198,8 @@ def main() -> None:
     print(f"floor + decoded {args.images} images: {budget:.0f} MiB")
     for name in ("digits", "mnist_60k", "imagefolder"):
         print(f"extra over floor, {name}: {median[name] - floor_s:.2f} s")
-        bare = median[name] - median["floor_no_teardown"]
-        print(f"extra over floor_no_teardown, {name}: {bare:.2f} s")
     print(f"peak memory, mnist_60k / hand_step: {peak['mnist_60k'] / peak['hand_step']:.2f}")
-    for name in ("mnist_60k", "hand_step", "hand_step_fixed_mmap"):
+    for name in ("mnist_60k", "mnist_60k_tcmalloc", "hand_step", "hand_step_fixed_mmap"):
         print(f"peak memory, {name} / (floor + decoded): {peak[name] / budget:.2f}  (target 1.15)")
 
 

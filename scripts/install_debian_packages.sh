@@ -7,8 +7,8 @@
 # slurm:  the local Slurm cluster of scripts/slurm_local.sh (Slurm 22.05, munge,
 #         slurmdbd with MariaDB for accounting).
 # data:   the real Fashion-MNIST files (dataset-fashion-mnist).
-# malloc: tcmalloc, which convattn-train and convattn-eval preload when present
-#         (src/convattn/launch.py): less peak memory on the CPU, a little faster.
+# malloc: tcmalloc, for the opt-in scripts/tcmalloc.sh launcher (tests/test_launch.py checks
+#         it): less peak memory on the CPU, a little faster.
 # compile: what torch.compile's inductor backend needs on the CPU (recipe.compile=true):
 #         a C++ compiler and make; the Python headers come with the interpreter.
 #

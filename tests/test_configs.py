@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from convattn.backbones import build_backbone
 from convattn.config_dir import CONFIG_DIR
 from convattn.data.base import ClassificationDataModule
-from convattn.loggers import instantiate_callbacks, instantiate_loggers
+from convattn.run.loggers import instantiate_callbacks, instantiate_loggers
 
 CONF = Path(CONFIG_DIR)
 GROUPS = [

@@ -24,7 +24,7 @@ from convattn.data.image_folder import ImageFolderDataModule
 from convattn.data.imbalance import long_tail_counts
 from convattn.data.torchvision_sets import CIFAR10DataModule, MNISTDataModule
 from convattn.errors import ConvattnError
-from convattn.records import RunRecord
+from convattn.run.record import RunRecord
 from convattn.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,9 +14,9 @@ import yaml
 from helpers import runs
 from helpers.runs import only_run_dir, only_sweep_dir, read_json
 
+from convattn.cluster.distributed import child_rank_argv
 from convattn.data.base import per_device_batch_size
 from convattn.data.digits import DigitsDataModule
-from convattn.distributed import child_rank_argv
 from convattn.errors import ConvattnError
 
 # Lightning starts the other ranks from the console script's own command line: fresh processes.

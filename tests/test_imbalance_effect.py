@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers.runs import compose_config
 
-from convattn.records import RunRecord
+from convattn.run.record import RunRecord
 from convattn.train import train
 
 LONG_TAIL = [

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 # Modules a CSV-logged training run on in-memory data never needs. matplotlib and scipy are not
-# listed: `import lightning.pytorch` (the floor every Lightning tool pays) imports them itself.
+# listed: `import lightning.pytorch` (the floor every Lightning tool pays) imports them itself;
+# nor is wandb: `import timm` imports it (timm.utils.summary) wherever it is installed.
 UNUSED = [
-    "wandb",  # only with logger=wandb
     "sklearn",  # only to decode the digits, once: later runs read the decode cache
     "optuna",  # only with hydra/sweeper=optuna
     "submitit",  # only with hydra/launcher=slurm
@@ -57,8 +57,6 @@ except SystemExit as stop:
 """
     env = {"CONVATTN_CACHE_DIR": str(tmp_path / "cache")}
     first = loaded_after(run.format(run_dir=tmp_path / "a"), env, tmp_path)
-    assert first == ["sklearn"]  # the first run decodes the digits and fills the cache
+    assert first == ["sklearn"]  # the first run decodes the digits and fills the cache (and
+    # shows that the check sees a module that was loaded)
     assert loaded_after(run.format(run_dir=tmp_path / "b"), env, tmp_path) == []
-    # The same for W&B: selected, it is loaded (the check can see it).
-    with_wandb = run.format(run_dir=tmp_path / "c").replace('"logger=csv"', '"logger=wandb"')
-    assert "wandb" in loaded_after(with_wandb, {**env, "WANDB_MODE": "offline"}, tmp_path)

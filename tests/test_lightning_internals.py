@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.demos.boring_classes import BoringModel
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from convattn.resume import restore_loader_position
+from convattn.run.resume import restore_loader_position
 
 
 def trainer(**kwargs) -> L.Trainer:

@@ -10,9 +10,9 @@ import torch
 from helpers.runs import only_run_dir, run_cli
 
 from convattn.classifier import ImageClassifier
+from convattn.cluster.hardware import tensor_core_precision
 from convattn.errors import ConvattnError
-from convattn.hardware import tensor_core_precision
-from convattn.records import RunRecord
+from convattn.run.record import RunRecord
 from convattn.train import train
 
 SHORT = [
@@ -117,14 +117,22 @@ def test_bf16_autocast_runs_the_backbone_in_bf16(train_cfg, tmp_path, precision,
 
 
 @pytest.mark.slow
-def test_compiled_backbone_checkpoint_loads_in_eval(train_cfg, tmp_path) -> None:
-    metrics = train(train_cfg([*SHORT, "recipe.compile=true", "+trainer.limit_test_batches=1"]))
-    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+def test_compiled_run_ends_and_its_checkpoint_loads_in_eval(tmp_path) -> None:
+    """recipe.compile=true in fresh processes: inductor leaves an idle thread pool, and both
+    commands still end (the timeout fails the test if either hangs at exit)."""
+    run_dir = tmp_path / "run"
+    run_cli("convattn-train", *SHORT, "recipe.compile=true", "+trainer.limit_test_batches=1",
+            "logger=csv", f"hydra.run.dir={run_dir}", cwd=tmp_path, fresh=True,
+            timeout=300)  # fmt: skip
+    trained = RunRecord.read(run_dir)
+    assert trained.status == "completed"
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert not any("_orig_mod" in k for k in ckpt["state_dict"])  # plain keys: loads uncompiled
     out = tmp_path / "eval"
     out.mkdir()
-    run_cli("convattn-eval", f"ckpt_path={tmp_path / 'checkpoints' / 'best.ckpt'}",
-            "logger=csv", "+trainer.limit_test_batches=1", cwd=out)  # fmt: skip
+    run_cli("convattn-eval", f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
+            "logger=csv", "+trainer.limit_test_batches=1", cwd=out, fresh=True,
+            timeout=300)  # fmt: skip
     record = RunRecord.read(only_run_dir(out, "eval"))
     assert record.status == "completed"
-    assert record.metrics["test/acc"] == pytest.approx(metrics["test/acc"], abs=1e-6)
+    assert record.metrics["test/acc"] == pytest.approx(trained.metrics["test/acc"], abs=1e-6)

@@ -18,13 +18,13 @@ import scipy.stats
 import yaml
 from helpers.runs import run_cli, wandb_records
 
-from convattn.records import RunRecord
 from convattn.report import cli
 from convattn.report.collect import Job, collect
 from convattn.report.curves import curve_points, lr_summaries, span_decade
 from convattn.report.plots import write_curve_plot
 from convattn.report.stats import paired_differences
 from convattn.report.swept import swept_keys
+from convattn.run.record import RunRecord
 
 LR = "recipe.optimizer.lr"
 FRACTION = "data.train_fraction"

@@ -10,9 +10,9 @@ import torch
 from helpers.runs import read_json, run_cli
 from lightning.fabric.plugins.environments import LightningEnvironment, SLURMEnvironment
 
+from convattn.cluster.slurm import cluster_environment
 from convattn.errors import ConvattnError
-from convattn.resume import resume_checkpoint
-from convattn.slurm import cluster_environment
+from convattn.run.resume import resume_checkpoint
 
 TESTS = Path(__file__).parent
 # Every source of randomness a run has: shuffling, random crops, drop path, mixup.
@@ -109,7 +109,7 @@ def test_slurm_environment_only_inside_a_matching_srun_step(monkeypatch) -> None
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_rng_state_is_this_devices_own() -> None:
-    from convattn.resume import rng_state, set_rng_state
+    from convattn.run.resume import rng_state, set_rng_state
 
     torch.cuda.init()
     state = rng_state()  # one state: this rank's device, so a resume on fewer GPUs still fits

@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers.runs import only_run_dir, read_json, run_cli, wandb_summary
 
-from convattn.records import RunRecord
+from convattn.run.record import RunRecord
 from convattn.train import train
 
 

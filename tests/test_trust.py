@@ -16,7 +16,7 @@ import torch
 import yaml
 from helpers.runs import BIN, read_json, run_cli
 
-from convattn.records import RunRecord
+from convattn.run.record import RunRecord
 
 STEPS_PER_EPOCH = 4
 SHORT = [

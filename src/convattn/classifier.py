@@ -59,7 +59,7 @@ class ImageClassifier(L.LightningModule):
     """Cross-entropy classification of any `Backbone` built from a model config dict.
 
     The backbone is built here from `backbone` (a `conf/model` config), so a checkpoint's
-    hyperparameters are enough to rebuild the model (`convattn.runs.load_classifier`).
+    hyperparameters are enough to rebuild the model (`convattn.run.load.load_classifier`).
     `class_weights` are the loss's per-class weights (the caller computes "balanced" ones).
     """
 

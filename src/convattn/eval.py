@@ -13,11 +13,10 @@ from omegaconf import DictConfig
 from convattn.config_dir import CONFIG_DIR
 from convattn.config_errors import hydra_entry
 from convattn.errors import ConvattnError, check_choice, instantiate_checked
-from convattn.loggers import instantiate_loggers
-from convattn.process_exit import exit_now
-from convattn.records import RunRecord, metrics_with_prefix
-from convattn.runs import check_data_matches, load_classifier, resolve_checkpoint
-from convattn.task import run_cli, task_wrapper, write_record
+from convattn.run.lifecycle import run_cli, task_wrapper, write_record
+from convattn.run.load import check_data_matches, load_classifier, resolve_checkpoint
+from convattn.run.loggers import instantiate_loggers
+from convattn.run.record import RunRecord, metrics_with_prefix
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.quiet import quiet_libraries
 
@@ -68,10 +67,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Console entry point: config mistakes exit 2 with "did you mean" hints; a finished run
-    skips the interpreter's teardown (`exit_now`)."""
+    """Console entry point: config mistakes exit 2 with "did you mean" hints."""
     hydra_entry(hydra_main, "eval")
-    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -13,28 +13,27 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from convattn.checkpoint_io import AtomicCheckpointIO
 from convattn.classifier import ImageClassifier
+from convattn.cluster.distributed import child_rank_argv, job_process_group, write_rank_config
+from convattn.cluster.hardware import check_compile_with_sync_batchnorm, use_tensor_cores
+from convattn.cluster.seeding import RankSeed
+from convattn.cluster.slurm import cluster_environment, requeue_on_signal
 from convattn.config_dir import CONFIG_DIR
 from convattn.config_errors import hydra_entry
 from convattn.data.base import ClassificationDataModule, per_device_batch_size
-from convattn.distributed import child_rank_argv, job_process_group, write_rank_config
 from convattn.errors import ConvattnError, instantiate_checked
-from convattn.hardware import check_compile_with_sync_batchnorm, use_tensor_cores
-from convattn.loggers import instantiate_callbacks, instantiate_loggers
-from convattn.process_exit import exit_now
-from convattn.records import RunRecord, metrics_with_prefix
-from convattn.resume import ResumeState, read_progress, resume_checkpoint
-from convattn.run_identity import (
+from convattn.run.checkpoint_io import AtomicCheckpointIO
+from convattn.run.identity import (
     check_resume_mode,
     check_same_experiment,
     experiment_identity,
 )
-from convattn.runs import resolve_checkpoint
-from convattn.seeding import RankSeed
-from convattn.slurm import cluster_environment, requeue_on_signal
-from convattn.task import run_cli, task_wrapper, write_record
-from convattn.tracking import log_final, log_run_facts, profile_backbone, run_facts
+from convattn.run.lifecycle import run_cli, task_wrapper, write_record
+from convattn.run.load import resolve_checkpoint
+from convattn.run.loggers import instantiate_callbacks, instantiate_loggers
+from convattn.run.record import RunRecord, metrics_with_prefix
+from convattn.run.resume import ResumeState, read_progress, resume_checkpoint
+from convattn.run.tracking import log_final, log_run_facts, profile_backbone, run_facts
 from convattn.utils.console import print_config, print_summary
 from convattn.utils.quiet import quiet_libraries
 
@@ -192,14 +191,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Console entry point; a DDP child rank re-composes its job's saved config instead.
-
-    Failures leave through Hydra's and our exit codes; a finished run skips the interpreter's
-    teardown (`exit_now`).
-    """
+    """Console entry point; a DDP child rank re-composes its job's saved config instead."""
     sys.argv = child_rank_argv(sys.argv)
     hydra_entry(hydra_main, "train")
-    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -52,8 +53,20 @@ def exit_status(code: object) -> int:
     return 1
 
 
+def forget_server_cleanups() -> None:
+    """What the server's imports made is the server's: a worker cleans up at exit only what it
+    made itself, as a fresh process would. wandb's media temp dir (made on import, removed by
+    an atexit hook) is the one such resource of the preloaded modules."""
+    for finalizer in list(weakref.finalize._registry):
+        finalizer.detach()
+    media = sys.modules.get("wandb.sdk.data_types._private")
+    if media is not None:
+        atexit.unregister(media.MEDIA_TMP.cleanup)
+
+
 def run_worker(request: dict) -> None:
     """In the forked worker: become the command, run it, end like an interpreter exit."""
+    forget_server_cleanups()
     os.chdir(request["cwd"])
     threads = request["env"].get("OMP_NUM_THREADS")
     if threads and threads != os.environ.get("OMP_NUM_THREADS"):
@@ -120,6 +133,7 @@ def serve(path: str) -> None:
     for module in PRELOAD:
         __import__(module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # managers are reaped by the kernel
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # close(): the server's own cleanup
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(16)
@@ -138,11 +152,7 @@ class WarmServer:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="convattn-warm-"))
         self.socket = str(self.folder / "socket")
-        from convattn.launch import tcmalloc_path
-
-        # The allocator convattn.launch would run the console scripts under.
-        self.preload = os.environ.get("LD_PRELOAD", tcmalloc_path() or "")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "LD_PRELOAD": self.preload}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "helpers.warm", self.socket],
@@ -153,8 +163,12 @@ class WarmServer:
         atexit.register(self.close)
 
     def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def start(self, command: str, args: list[str], cwd: Path, env: dict) -> WarmProcess:
         return WarmProcess(self, command, list(args), cwd, env)
@@ -169,9 +183,6 @@ class WarmProcess:
         self.stdout_path, self.stderr_path = out / "stdout", out / "stderr"
         request = {"command": command, "argv": args, "cwd": str(cwd), "env": dict(env),
                    "stdout": str(self.stdout_path), "stderr": str(self.stderr_path)}  # fmt: skip
-        # The server runs under the allocator the console script would have chosen; keeping
-        # its LD_PRELOAD stops convattn.launch from re-running the (server's) command line.
-        request["env"].setdefault("LD_PRELOAD", server.preload)
         self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.conn.connect(server.socket)
         self.conn.sendall((json.dumps(request) + "\n").encode())

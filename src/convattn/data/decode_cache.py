@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from convattn.atomic import atomic_write
+from convattn.utils.atomic import atomic_write
 
 log = logging.getLogger("convattn")
 
@@ -78,7 +78,7 @@ def read_entry(path: Path, names: Iterable[str]) -> Splits | None:
 
 
 def write_entry(path: Path, splits: Splits) -> None:
-    """Atomic (`convattn.atomic`); a failure (full disk, read-only cache) only costs the cache."""
+    """Atomic (`convattn.utils.atomic`); a failure (full disk, read-only cache) costs the cache."""
     entry = {k: tuple(v) for k, v in splits.items()}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

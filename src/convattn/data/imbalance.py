@@ -39,7 +39,7 @@ def balanced_sampler(
 
     One epoch is still `len(labels)` draws over all ranks (`num_samples` per rank), so
     epoch-based schedules keep their length. It uses torch's global RNG, which is seeded per
-    rank (`convattn.seeding`), so ranks draw independently.
+    rank (`convattn.cluster.seeding`), so ranks draw independently.
     """
     counts = torch.bincount(labels, minlength=num_classes).double()
     weights = 1.0 / counts.clamp(min=1)[labels]

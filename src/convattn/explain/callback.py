@@ -12,7 +12,7 @@ from convattn.backbones.capture import eval_mode
 from convattn.explain.inputs import display_images
 from convattn.explain.maps import explain_maps
 from convattn.explain.plot import class_name, explanation_figure, to_array
-from convattn.task import in_multirun
+from convattn.run.lifecycle import in_multirun
 
 
 class AttentionMapLogger(L.Callback):

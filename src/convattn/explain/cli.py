@@ -37,7 +37,7 @@ from convattn.explain.plot import (
     map_title,
     save_png,
 )
-from convattn.runs import Run, load_run
+from convattn.run.load import Run, load_run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

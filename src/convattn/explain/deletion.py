@@ -24,7 +24,7 @@ from convattn.explain.device import module_device
 from convattn.explain.gradcam import grad_cam
 from convattn.explain.inputs import model_ready_chunks
 from convattn.explain.maps import image_sized
-from convattn.runs import Run, load_run
+from convattn.run.load import Run, load_run
 
 Fill = Literal["zero", "mean"]
 

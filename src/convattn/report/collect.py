@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from convattn.data import DATA_MODULES
-from convattn.records import RECORD_NAME, RecordError, RunRecord
+from convattn.run.record import RECORD_NAME, RecordError, RunRecord
 
 TEST_METRIC = "test/acc"
 REPORT_MARK = "convattn_report"  # in the config of a report's own W&B run: not a job

@@ -38,7 +38,7 @@ def logged_group(job: Job) -> str | None:
 
 def sweep_group(job: Job) -> str | None:
     """The jobs' W&B group: set in their config, else as their run logged it, else rebuilt the
-    way `convattn.loggers.sweep_name` makes it: `<task_name>-<sweep dir name>`."""
+    way `convattn.run.loggers.sweep_name` makes it: `<task_name>-<sweep dir name>`."""
     if job.wandb.get("group"):
         return str(job.wandb["group"])
     if group := logged_group(job):

@@ -6,8 +6,8 @@ checkpoint here; no path to type. Lightning restores the weights, optimizer, sch
 counters; `ResumeState` adds what Lightning leaves out: every rank's RNG streams
 (augmentation, dropout, mixup) and the train loader's position inside an epoch.
 
-The two uses of Lightning internals convattn makes live here (and in `slurm.py`); each has a
-test in tests/test_lightning_internals.py that fails loudly if Lightning changes them.
+The two uses of Lightning internals convattn makes live here (and in `cluster/slurm.py`); each
+has a test in tests/test_lightning_internals.py that fails loudly if Lightning changes them.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from convattn.errors import ConvattnError
-from convattn.run_identity import IDENTITY_KEY
 
 log = logging.getLogger("convattn")
 
 CHECKPOINTS = "checkpoints"
+IDENTITY_KEY = "convattn_experiment"  # where ResumeState stores the run's identity
 # Ties in progress go to the first: last.ckpt is the end of an epoch, written on purpose.
 RESUME_NAMES = ("last.ckpt", "on_exception.ckpt", "best.ckpt")
 WANDB_ID_FILE = "wandb_run_id"
@@ -84,7 +84,7 @@ def gather_rng_states(trainer: L.Trainer) -> list[dict[str, torch.Tensor]]:
 class ResumeState(Callback):
     """Checkpoints every rank's RNG streams and restores this rank's on resume; hands the
     train loader its saved position (see `restore_loader_position`); records the experiment's
-    identity (`run_identity.experiment_identity`) so a restart can check it."""
+    identity (`identity.experiment_identity`) so a restart can check it."""
 
     def __init__(self, experiment: dict[str, Any] | None = None) -> None:
         self.experiment = experiment

@@ -11,7 +11,7 @@ hand). Lightning's own requeue handler saves a checkpoint inside the signal hand
 middle of whatever step is running; `requeue_on_signal` instead asks Lightning to stop at the end
 of the current batch (the same path as SIGTERM: `OnExceptionCheckpoint` writes
 `checkpoints/on_exception.ckpt`), then requeues the job. The requeued job runs again in the same
-run dir and `convattn.resume` picks the checkpoint up.
+run dir and `convattn.run.resume` picks the checkpoint up.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from convattn.errors import ConvattnError
+from convattn.run.resume import IDENTITY_KEY, resume_checkpoint
 
 log = logging.getLogger("convattn")
 
-IDENTITY_KEY = "convattn_experiment"
 # Where the data lives and how it is read do not change what is learnt.
 DATA_PLUMBING = {"root", "download", "num_workers", "eval_batch_size", "pin_memory"}
 RESUME_MODES = ("auto", "force")
@@ -138,8 +138,6 @@ class RunDirGuard(HydraCallback):
     written and, if it holds checkpoints, that they are of this same experiment."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from convattn.resume import resume_checkpoint
-
         run_dir = run_dir_of(config)
         if run_dir is None or "model" not in config:
             return

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from convattn.errors import find_user_error
-from convattn.records import RunRecord
+from convattn.run.record import RunRecord
 
 log = logging.getLogger("convattn")
 

@@ -17,7 +17,7 @@ from convattn.backbones.profile import (
     measure_throughput,
 )
 from convattn.data.base import ClassificationDataModule
-from convattn.records import RunRecord
+from convattn.run.record import RunRecord
 
 
 def run_facts(

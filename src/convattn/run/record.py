@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from convattn.atomic import atomic_write
+from convattn.utils.atomic import atomic_write
 
 RECORD_NAME = "metrics.json"
 ATTEMPTS_NAME = "attempts.jsonl"

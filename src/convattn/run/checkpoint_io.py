@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from convattn.atomic import atomic_write
 from convattn.errors import ConvattnError
+from convattn.utils.atomic import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

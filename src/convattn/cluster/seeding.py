@@ -39,7 +39,7 @@ class RankSeed(Callback):
     """At the start of fit, give each rank of a multi-process run its own random streams.
 
     Runs in `setup`, after the process group exists and before a checkpoint is restored, so a
-    resumed run gets each rank's saved streams back (`convattn.resume.ResumeState`). A
+    resumed run gets each rank's saved streams back (`convattn.run.resume.ResumeState`). A
     single-process run is left exactly as `seed_everything` seeded it.
     """
 

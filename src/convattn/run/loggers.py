@@ -12,8 +12,8 @@ from lightning.pytorch import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
-from convattn.resume import wandb_run_id
-from convattn.task import in_multirun
+from convattn.run.lifecycle import in_multirun
+from convattn.run.resume import wandb_run_id
 from convattn.utils.wandb_mode import wandb_should_be_offline
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Devices and clusters: Slurm, distributed ranks, per-rank seeding, hardware settings."""

@@ -7,7 +7,7 @@ ARGS   ?=
 # The versions make test last passed with; CONSTRAINTS= installs the newest releases instead.
 CONSTRAINTS ?= constraints.txt
 PIN    := $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
-# Both cores; the Slurm, DDP and benchmark tests share one worker (xdist_group "processes").
+# Both cores; the Slurm and DDP tests share one worker (xdist_group "processes").
 PYTEST := $(PY) -m pytest -n 2 --dist loadgroup --durations=25
 
 .DEFAULT_GOAL := help

@@ -40,7 +40,6 @@ def table_seconds(out: str) -> list[float]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("processes")  # timings: not beside DDP or Slurm jobs
 def test_bench_overhead_prints_a_ratio(tmp_path: Path) -> None:
     out = run_script("bench_overhead.py", "--epochs", "1", cwd=tmp_path)
     ratio = float(re.search(r"overhead ratio: ([0-9.]+)", out).group(1))
@@ -72,7 +71,6 @@ def test_gpu_check_says_plainly_when_there_is_no_gpu(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("processes")  # timings: not beside DDP or Slurm jobs
 def test_bench_startup_prints_the_extra_over_the_floor(tmp_path: Path) -> None:
     out = run_script(
         "bench_startup.py", "--rounds", "1", "--images", "600", "--folder-images", "8",
@@ -94,7 +92,6 @@ def test_bench_startup_prints_the_extra_over_the_floor(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("processes")  # timings: not beside DDP or Slurm jobs
 def test_bench_overhead_image_folder_prints_a_ratio(tmp_path: Path) -> None:
     out = run_script(
         "bench_overhead.py", "--imagefolder", "--images", "60", "--rounds", "1", cwd=tmp_path

@@ -100,30 +100,27 @@ def check_budget(trainer_cfg: DictConfig) -> None:
         )
 
 
-@task_wrapper
-def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
-    start = time.time()
+def check_config(cfg: DictConfig) -> None:
+    """Mistakes that the config alone shows, before anything is built."""
     check_budget(cfg.trainer)
     check_resume_mode(cfg)
     check_compile_with_sync_batchnorm(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    datamodule: ClassificationDataModule = instantiate_checked(cfg.data)
-    model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
-    ckpt_path = fit_checkpoint(cfg) if cfg.get("train") else None
+
+
+def build_trainer(
+    cfg: DictConfig, model: ImageClassifier, datamodule: ClassificationDataModule, record: RunRecord
+) -> tuple[L.Trainer, list]:
+    """The trainer with its callbacks, loggers and cluster plugins; the run's facts (params,
+    FLOPs, throughput) recorded and logged."""
     facts = run_facts(cfg, model, datamodule)
     record.update(**facts)
     loggers = instantiate_loggers(cfg.get("logger"), facts)
     environment = cluster_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes", 1))
-    trainer: L.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=[
-            *instantiate_callbacks(cfg.get("callbacks")),
-            RankSeed(cfg.seed),
-            ResumeState(experiment_identity(cfg)),
-        ],
-        logger=loggers,
-        plugins=[AtomicCheckpointIO(), *([environment] if environment else [])],
-    )
+    callbacks = [*instantiate_callbacks(cfg.get("callbacks")), RankSeed(cfg.seed),
+                 ResumeState(experiment_identity(cfg))]  # fmt: skip
+    plugins = [AtomicCheckpointIO(), *([environment] if environment else [])]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers,
+                                     plugins=plugins)  # fmt: skip
     # Lightning guessed the rank at import from RANK / SLURM_PROCID; the trainer knows it.
     rank_zero_only.rank = trainer.global_rank
     use_tensor_cores(trainer)
@@ -136,49 +133,64 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     log_run_facts(cfg, facts, loggers)
     record.wandb_run_id = facts.get("wandb_run_id")
     write_rank_config(cfg, trainer.global_rank, trainer.world_size)
+    return trainer, loggers
 
+
+def record_progress(record: RunRecord, trainer: L.Trainer, datamodule) -> None:
+    """What fit reached (also for a failure record) and the best checkpoint it kept."""
+    record.update(
+        metrics=metrics_with_prefix(trainer.callback_metrics, "val/"),
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        train_images=datamodule.train_size() if datamodule.datasets else None,
+    )
+    callback = trainer.checkpoint_callback
+    record.best_ckpt = (callback.best_model_path if callback else "") or None
+
+
+def test_best(trainer: L.Trainer, model: ImageClassifier, datamodule, record: RunRecord) -> None:
+    """Score the best checkpoint's weights on the test split, into the record."""
+    load_tested_weights(model, record.best_ckpt)
+    trainer.test(model, datamodule, verbose=False)
+    record.metrics |= metrics_with_prefix(trainer.callback_metrics, "test/")
+    record.update(confusion_matrix=model.confusion_matrix, per_class_acc=model.per_class_accuracy)
+
+
+def finish(record: RunRecord, loggers: list, output_dir: str, start: float) -> None:
+    """Mark the run completed, log and write its record, print its summary."""
+    record.update(status="completed", wall_time_s=time.time() - start)
+    log_final(loggers, record)
+    write_record(record, output_dir)
+    print_summary(
+        f"{record.arm} ({record.size}) on {record.dataset}, seed {record.seed}",
+        metrics_with_prefix(record.metrics, "test/") or record.metrics,
+        {"params": f"{record.params:,}", "wall time": f"{record.wall_time_s:.1f} s",
+         "run dir": output_dir},
+    )  # fmt: skip
+
+
+@task_wrapper
+def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
+    """Build data, model and trainer; fit; test the best checkpoint; record."""
+    start = time.time()
+    check_config(cfg)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule: ClassificationDataModule = instantiate_checked(cfg.data)
+    model = build_classifier(cfg, datamodule)  # before any data is loaded: config errors first
+    ckpt_path = fit_checkpoint(cfg) if cfg.get("train") else None
+    trainer, loggers = build_trainer(cfg, model, datamodule, record)
     with job_process_group(cfg.paths.output_dir):  # DDP ranks started by fit() run this job
         try:
             if cfg.get("train"):
                 with requeue_on_signal(trainer):
-                    trainer.fit(
-                        model,
-                        datamodule=datamodule,
-                        ckpt_path=ckpt_path,
-                        weights_only=True,
-                    )
-        finally:  # what was reached, also for a failure record
-            record.update(
-                metrics=metrics_with_prefix(trainer.callback_metrics, "val/"),
-                epochs=trainer.current_epoch,
-                global_step=trainer.global_step,
-                train_images=datamodule.train_size() if datamodule.datasets else None,
-            )
+                    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path,
+                                weights_only=True)  # fmt: skip
+        finally:
+            record_progress(record, trainer, datamodule)
         record.train_time_s = time.time() - start
-        callback = trainer.checkpoint_callback
-        record.best_ckpt = (callback.best_model_path if callback else "") or None
         if cfg.get("test"):
-            load_tested_weights(model, record.best_ckpt)
-            trainer.test(model, datamodule, verbose=False)
-            record.metrics |= metrics_with_prefix(trainer.callback_metrics, "test/")
-            record.update(
-                confusion_matrix=model.confusion_matrix,
-                per_class_acc=model.per_class_accuracy,
-            )
-
-    record.update(status="completed", wall_time_s=time.time() - start)
-    log_final(loggers, record)
-    write_record(record, cfg.paths.output_dir)
-    shown = metrics_with_prefix(record.metrics, "test/") or record.metrics
-    print_summary(
-        f"{record.arm} ({record.size}) on {record.dataset}, seed {record.seed}",
-        shown,
-        {
-            "params": f"{record.params:,}",
-            "wall time": f"{record.wall_time_s:.1f} s",
-            "run dir": cfg.paths.output_dir,
-        },
-    )
+            test_best(trainer, model, datamodule, record)
+    finish(record, loggers, cfg.paths.output_dir, start)
     return record.metrics
 
 

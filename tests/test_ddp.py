@@ -82,8 +82,6 @@ def test_ddp_jobs_in_a_multirun_keep_their_own_config(tmp_path: Path) -> None:
             assert cfg["recipe"]["optimizer"]["lr"] == lr, (job, rank)
 
 
-TESTS = Path(__file__).parent
-PROBES = {"PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
 # Two epochs of 20 steps on 2 ranks (629 images and 32 per rank per step), with every source of
 # randomness a run has: shuffling, random crops, drop path.
 # scripts/gpu_check.sh runs these on two GPUs with CONVATTN_DDP_TRAINER=ddp.
@@ -109,7 +107,7 @@ def test_two_rank_resume_mid_epoch_equals_the_uninterrupted_run(tmp_path: Path) 
         "+callbacks.mid._target_=lightning.pytorch.callbacks.ModelCheckpoint",
         f"+callbacks.mid.dirpath={whole}/mid", "+callbacks.mid.filename=mid",
         f"+callbacks.mid.every_n_train_steps={MID}", "+callbacks.mid.save_top_k=-1",
-        cwd=tmp_path, env=PROBES,
+        cwd=tmp_path,
     )  # fmt: skip
     # Each rank draws its own augmentation and dropout: their RNG streams differ at every step.
     rank0, rank1 = streams(whole)
@@ -127,7 +125,7 @@ def test_two_rank_resume_mid_epoch_equals_the_uninterrupted_run(tmp_path: Path) 
     run_cli(
         "convattn-train", *TWO_RANKS, f"hydra.run.dir={resumed}", "test=false",
         f"+callbacks.streams.out={resumed}/streams", f"ckpt_path={whole}/mid/mid.ckpt",
-        cwd=tmp_path, env=PROBES,
+        cwd=tmp_path,
     )  # fmt: skip
     for before, after in zip(streams(whole), streams(resumed), strict=True):
         assert sorted(after, key=int) == [str(s) for s in range(MID, 40)]
@@ -145,7 +143,7 @@ def test_a_nan_on_one_rank_stops_both_promptly(tmp_path: Path) -> None:
     proc = run_cli(
         "convattn-train", TRAINER, *SHORT, f"hydra.run.dir={run_dir}",
         "+callbacks.nan._target_=helpers.probes.NaNOnRank", "+callbacks.nan.step=2",
-        "+callbacks.nan.rank=1", cwd=tmp_path, env=PROBES, check=False, timeout=300,
+        "+callbacks.nan.rank=1", cwd=tmp_path, check=False, timeout=300,
     )  # fmt: skip  # without a joint decision rank 0 waits in the all-reduce for 30 min
     output = proc.stdout + proc.stderr
     assert proc.returncode == 2, output[-3000:]  # as on one device

@@ -14,7 +14,6 @@ from convattn.cluster.slurm import cluster_environment
 from convattn.errors import ConvattnError
 from convattn.run.resume import resume_checkpoint
 
-TESTS = Path(__file__).parent
 # Every source of randomness a run has: shuffling, random crops, drop path, mixup.
 RECIPE = [
     "trainer.max_epochs=3",
@@ -31,10 +30,9 @@ KILL_AT = 30  # mid-way through the second epoch
 
 
 def train(tmp_path: Path, run_dir: Path, *extra: str, check: bool = True):
-    env = {"PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     return run_cli(
         "convattn-train", *RECIPE, f"hydra.run.dir={run_dir}", *extra,
-        cwd=tmp_path, env=env, check=check,
+        cwd=tmp_path, check=check,
     )  # fmt: skip
 
 

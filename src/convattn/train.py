@@ -137,15 +137,13 @@ def build_trainer(
 
 
 def record_progress(record: RunRecord, trainer: L.Trainer, datamodule) -> None:
-    """What fit reached (also for a failure record) and the best checkpoint it kept."""
+    """What fit reached, also for a failure record."""
     record.update(
         metrics=metrics_with_prefix(trainer.callback_metrics, "val/"),
         epochs=trainer.current_epoch,
         global_step=trainer.global_step,
         train_images=datamodule.train_size() if datamodule.datasets else None,
     )
-    callback = trainer.checkpoint_callback
-    record.best_ckpt = (callback.best_model_path if callback else "") or None
 
 
 def test_best(trainer: L.Trainer, model: ImageClassifier, datamodule, record: RunRecord) -> None:
@@ -188,6 +186,8 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
         finally:
             record_progress(record, trainer, datamodule)
         record.train_time_s = time.time() - start
+        callback = trainer.checkpoint_callback
+        record.best_ckpt = (callback.best_model_path if callback else "") or None
         if cfg.get("test"):
             test_best(trainer, model, datamodule, record)
     finish(record, loggers, cfg.paths.output_dir, start)

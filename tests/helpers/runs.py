@@ -15,10 +15,9 @@ from omegaconf import DictConfig, open_dict
 
 from convattn.config_dir import CONFIG_DIR
 
-from .warm import warm_server
+from .warm import warm_server, with_tests_on_path
 
 BIN = Path(sys.executable).parent
-TESTS = Path(__file__).resolve().parents[1]
 FRESH = os.environ.get("CONVATTN_TESTS_FRESH") == "1"  # every call a new process
 RANK_VARIABLES = {"RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "PMI_RANK"}
 
@@ -40,8 +39,7 @@ def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> 
 def cli_env(env: dict | None = None) -> dict:
     """The environment a console command gets: the suite's, less what the code must decide,
     with tests/ on the path for the probe callbacks (helpers.probes, helpers.signals)."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), full_env.get("PYTHONPATH")]))
+    full_env = with_tests_on_path({**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     full_env.pop("WANDB_MODE", None)  # the code must decide offline mode by itself
     full_env.pop("WANDB_API_KEY", None)
     full_env.pop("PYTEST_XDIST_WORKER", None)

@@ -34,6 +34,11 @@ TESTS = Path(__file__).resolve().parents[1]
 PRELOAD = ("convattn.train", "convattn.eval", "convattn.report.cli", "convattn.explain.cli")
 
 
+def with_tests_on_path(env: dict) -> dict:
+    """`env` with tests/ first on PYTHONPATH: helpers.* (probe callbacks, this runner) import."""
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))}
+
+
 # ---------------------------------------------------------------- the server side
 def console_entry(command: str):
     from importlib.metadata import entry_points
@@ -152,8 +157,7 @@ class WarmServer:
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="convattn-warm-"))
         self.socket = str(self.folder / "socket")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), env.get("PYTHONPATH")]))
+        env = with_tests_on_path({**os.environ, "PYTHONUNBUFFERED": "1"})
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "helpers.warm", self.socket],
             env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from convattn.backbones import create_backbone
+from convattn.backbones import create_backbone, list_arms
 from convattn.utils.tables import print_table
 
-ARMS = ("cnn", "cbam", "vit", "hybrid")
+ARMS = ("cnn", *(arm for arm in list_arms() if arm != "cnn"))  # the reference first
 KINDS = ("eager", "compiled", "b1", "batch")  # training x 2, inference latency x 2
 
 

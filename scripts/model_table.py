@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 
-from convattn.backbones import create_backbone, list_presets
+from convattn.backbones import create_backbone, list_arms, list_presets
 from convattn.backbones.profile import count_flops, count_params
 from convattn.utils.tables import print_table
 
-ARMS = ("cnn", "cbam", "vit", "hybrid")
+ARMS = ("cnn", *(arm for arm in list_arms() if arm != "cnn"))  # the reference first
 
 
 def main() -> None:

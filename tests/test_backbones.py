@@ -1,4 +1,8 @@
-"""The four arms: build, train step, parameter matching, attention maps, and user errors."""
+"""The arms: build, train step, parameter matching, attention maps, and user errors.
+
+Generic tests take the arms from the registry (`list_arms()`), so a newly registered arm goes
+through all of them; the others check what is particular to one arm.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,12 @@ from timm.layers.cbam import (
     SpatialAttn,
 )
 
-from convattn.backbones import Backbone, create_backbone, list_arms
+from convattn.backbones import Backbone, create_backbone, list_arms, list_presets
 from convattn.backbones.cnn import create_timm_cnn
 from convattn.errors import ConvattnError
 
-ARMS = ("cnn", "cbam", "vit", "hybrid")
-SIZES = ("tiny", "small", "base")
+ARMS = list_arms()
+ARM_SIZES = [(arm, size) for arm in ARMS for size in list_presets(arm)]
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -44,8 +48,10 @@ def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def test_all_arms_registered():
-    assert set(ARMS) <= set(list_arms())
+def test_every_arm_has_a_config_and_every_config_an_arm():
+    """One registered arm, one conf/model/<arm>.yaml: neither exists without the other."""
+    assert sorted(p.stem for p in CONF.glob("*.yaml") if not p.stem.startswith("_")) == ARMS
+    assert {"cnn", "cbam", "vit", "hybrid"} <= set(ARMS)  # the ablation's four
 
 
 def check_train_step(model: Backbone, chans: int, img: int, classes: int) -> None:
@@ -64,8 +70,7 @@ def check_train_step(model: Backbone, chans: int, img: int, classes: int) -> Non
 
 # 3 channels at 32x32, 1 elsewhere: every arm x preset sees both without the full product.
 @pytest.mark.parametrize(("img", "chans"), [(28, 1), (32, 3), (64, 1)])
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("arm", ARMS)
+@pytest.mark.parametrize(("arm", "size"), ARM_SIZES)
 def test_forward_backward(arm, size, img, chans):
     check_train_step(build(arm, size, chans, classes=7, img=img), chans, img, classes=7)
 
@@ -76,8 +81,7 @@ def test_forward_backward_224(arm):
 
 
 @pytest.mark.parametrize("chans", [1, 3])
-@pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("arm", ["cbam", "vit", "hybrid"])
+@pytest.mark.parametrize(("arm", "size"), [(a, s) for a, s in ARM_SIZES if a != "cnn"])
 def test_params_match_cnn(arm, size, chans):
     ratio = n_params(build(arm, size, chans)) / n_params(build("cnn", size, chans))
     assert 0.85 <= ratio <= 1.15, f"{arm}/{size}: {ratio:.3f} x the cnn arm's parameters"
@@ -122,7 +126,7 @@ def test_no_weight_decay_names_are_parameters(arm, pool, names):
 
 
 @pytest.mark.parametrize("img", [28, 32, 64])
-@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("size", list_presets("vit"))
 def test_hybrid_and_vit_see_same_tokens(size, img):
     vit, hyb = build("vit", size, img=img), build("hybrid", size, img=img)
     assert vit.num_tokens == hyb.num_tokens == (img // 4) ** 2 + 1

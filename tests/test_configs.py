@@ -1,4 +1,5 @@
-"""Every option of every config group composes, and the default objects instantiate."""
+"""Every option of every config group composes, and the default objects instantiate; the
+registries match conf/, config trees are walked one way, and the `_target_` allow-list."""
 
 from __future__ import annotations
 
@@ -16,8 +17,18 @@ from omegaconf import OmegaConf
 
 from convattn.backbones import build_backbone
 from convattn.config_dir import CONFIG_DIR
+from convattn.data import find_dataset, get_dataset, list_datasets
 from convattn.data.base import ClassificationDataModule
+from convattn.data.registry import target_path
 from convattn.run.loggers import instantiate_callbacks, instantiate_loggers
+from convattn.utils.config_tree import (
+    MODEL_FACTORY,
+    allowed_target,
+    check_section,
+    find_targets,
+    flatten,
+    walk,
+)
 
 CONF = Path(CONFIG_DIR)
 GROUPS = [
@@ -197,3 +208,106 @@ def test_hparams_search_space_composes_at_its_bounds(tmp_path) -> None:
             )
             assert OmegaConf.select(point, key) == pytest.approx(float(bound))
             assert instantiate_group(point, "model")
+
+
+# ---------------------------------------------------------------- registries and config trees
+def test_every_dataset_has_a_config_and_every_config_a_dataset(tmp_path) -> None:
+    """One registered data module, one conf/data/<name>.yaml naming it: neither without the
+    other (the arms' counterpart is in test_backbones.py)."""
+    assert options("data") == list_datasets()
+    for name in list_datasets():
+        target = compose_config("train", [f"data={name}"], tmp_path).data._target_
+        assert find_dataset(target) is get_dataset(name), (name, target)
+
+
+def test_one_walker_gives_every_callers_paths() -> None:
+    tree = {"a": {"b": 1, "e": {}, "l": [{"_target_": "x"}, 2]}, "c": True}
+    assert [path for path, _, _ in walk(tree)] == ["a", "a.b", "a.e", "a.l", "c"]
+    assert [path for path, _, _ in walk(tree, lists=True)][-3:] == [
+        "a.l[0]._target_",
+        "a.l[1]",
+        "c",
+    ]
+    flat = {"m.a.b": 1, "m.a.l": [{"_target_": "x"}, 2], "m.c": True}
+    assert flatten(tree, "m") == flat  # the identity's keys: an empty dict leaves none
+    assert flatten(tree, keep_empty=True) == {"a.b": 1, "a.e": {}, "a.l": tree["a"]["l"], "c": True}
+    assert flatten(3, "seed") == {"seed": 3}
+    assert find_targets(tree) == ["a.l[0]._target_"]
+    assert find_targets({"_target_": {"_target_": "y"}, "k": ({"_target_": "z"},)}, "data") == [
+        "data._target_",
+        "data.k[0]._target_",
+    ]
+
+
+def test_identity_keys_are_pinned_and_leave_out_the_modules_plumbing() -> None:
+    """Checkpoints store the identity: its keys must not change format; each data module's
+    `plumbing` (and only that) is left out, so changing where the data lives still resumes."""
+    from convattn.run.identity import experiment_identity
+
+    def identity(target: str, **data) -> dict:
+        cfg = OmegaConf.create({
+            "model": {"arm": "cnn", "kw": {"a": [1, 2], "none": {}}},
+            "data": {"_target_": target, "img_size": 32, "eval_batch_size": 64, **data},
+            "recipe": {"lr": "${data.img_size}"},
+            "seed": 7,
+        })  # fmt: skip
+        return experiment_identity(cfg)
+
+    mnist = "convattn.data.torchvision_sets.MNISTDataModule"
+    assert identity(mnist, root="/a", download=True) == {
+        "model.arm": "cnn",
+        "model.kw.a": [1, 2],
+        "data._target_": mnist,
+        "data.img_size": 32,
+        "recipe.lr": 32,
+        "seed": 7,
+    }
+    for name in list_datasets():
+        module = get_dataset(name)
+        left_out = {f"data.{key}" for key in module.plumbing}
+        assert not left_out & set(identity(target_path(module), root="/x", download=False))
+    # the digits take no root: a root there is not plumbing (the module would refuse it)
+    assert "data.root" in identity("convattn.data.digits.DigitsDataModule", root="/x")
+    # a user's own module (not imported here) leaves out every registered module's plumbing
+    own = identity("my_pkg.MyDataModule", root="/x", num_workers=3, crop=2)
+    assert {k for k in own if k.startswith("data.")} == {
+        "data._target_",
+        "data.img_size",
+        "data.crop",
+    }
+
+
+@pytest.mark.parametrize(
+    ("section", "target", "allowed"),
+    [
+        ("model", "convattn.backbones.create_backbone", True),
+        ("model", "convattn.backbones.registry.create_backbone", False),
+        ("optimizer", "torch.optim.AdamW", True),
+        ("optimizer", "torch.optim.lr_scheduler.LambdaLR", False),
+        ("optimizer", "os.system", False),
+        ("data", "convattn.data.digits.DigitsDataModule", True),
+        ("data", "convattn.data.base.ClassificationDataModule", False),
+        ("data", "pathlib.Path.touch", False),
+        ("data", None, False),
+    ],
+)
+def test_the_target_allow_list(section: str, target, allowed: bool) -> None:
+    assert allowed_target(section, target) is allowed
+
+
+@pytest.mark.parametrize("name", list_datasets())
+def test_every_registered_dataset_is_allowed_in_a_run_dir(name: str) -> None:
+    assert allowed_target("data", target_path(get_dataset(name)))
+
+
+def test_a_section_is_checked_for_its_own_and_its_nested_targets() -> None:
+    digits = "convattn.data.digits.DigitsDataModule"
+    nested = {"x": [{"_target_": "os.system"}], "y": {"z": {"_target_": "os.system"}}}
+    assert check_section("data", {"_target_": digits, **nested}, "data") == (
+        True,
+        ["data.x[0]._target_", "data.y.z._target_"],
+    )
+    assert check_section("optimizer", {"lr": 1.0}) == (True, [])  # may be left out
+    assert check_section("model", {"arm": "cnn"}, default=MODEL_FACTORY) == (True, [])
+    assert check_section("model", {"_target_": None}, default=MODEL_FACTORY) == (False, [])
+    assert check_section("model", {"_target_": "os.system"}, default=MODEL_FACTORY) == (False, [])

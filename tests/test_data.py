@@ -1,12 +1,110 @@
-"""The embedded digits: a fixed, stratified, seeded split, resized and normalised."""
+"""The data registry and what every registered module must declare; the embedded digits: a
+fixed, stratified, seeded split, resized and normalised."""
 
 from __future__ import annotations
+
+import inspect
 
 import pytest
 import torch
 
+from convattn.data import find_dataset, get_dataset, list_datasets, register_dataset
+from convattn.data.base import ClassificationDataModule
 from convattn.data.digits import DigitsDataModule
+from convattn.data.in_memory import InMemoryDataModule
+from convattn.data.registry import target_path
 from convattn.errors import ConvattnError
+
+DATASETS = list_datasets()
+
+
+# ---------------------------------------------------------------- the registry
+def init_options(cls: type) -> set[str]:
+    """The options a data module takes: its constructor's and, through `**options`, its
+    bases' down to one that takes no more."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or not issubclass(klass, ClassificationDataModule):
+            continue
+        params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())
+        names |= {p.name for p in params[1:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
+
+
+def test_the_registry_holds_convattns_datasets() -> None:
+    # a guard for the tests parametrised from it: an empty registry would run none of them
+    assert {"digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"} <= set(
+        DATASETS
+    )
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_a_registered_module_is_found_by_name_path_and_class(name: str) -> None:
+    cls = get_dataset(name)
+    assert issubclass(cls, ClassificationDataModule) and cls.name == name
+    assert find_dataset(target_path(cls)) is cls and find_dataset(cls) is cls
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_option_lists_name_only_real_options(name: str) -> None:
+    """What a module leaves out of the run identity (`plumbing`) and, in memory, out of the
+    decode cache's key (`after_decode`) are options its constructor takes: a renamed option
+    cannot silently fall out of a list."""
+    cls = get_dataset(name)
+    options = init_options(cls)
+    assert "eval_batch_size" in options and "img_size" in options  # the walk found the base
+    assert isinstance(cls.plumbing, frozenset) and cls.plumbing <= options, cls.plumbing - options
+    if issubclass(cls, InMemoryDataModule):
+        assert isinstance(cls.after_decode, frozenset)
+        assert cls.after_decode <= options, cls.after_decode - options
+        assert not {"img_size", "val_fraction", "split_seed"} & cls.after_decode  # these decode
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_the_report_names_a_job_by_the_name_its_module_records(name: str) -> None:
+    """An unfinished job (no record yet) is grouped under the name a finished one records."""
+    from convattn.report.collect import dataset_name
+
+    assert dataset_name(target_path(get_dataset(name))) == name
+
+
+def test_unknown_targets_are_not_found_nor_imported(tmp_path, monkeypatch) -> None:
+    import sys
+
+    (tmp_path / "payload_pkg.py").write_text("raise SystemExit('imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert find_dataset("payload_pkg.EvilDataModule") is None
+    assert "payload_pkg" not in sys.modules
+    assert find_dataset(None) is None and find_dataset(DigitsDataModule.__module__) is None
+    with pytest.raises(KeyError, match="digits"):
+        get_dataset("nowhere")
+
+
+def test_a_name_cannot_be_registered_twice() -> None:
+    with pytest.raises(ValueError, match="'digits' is registered twice"):
+
+        @register_dataset("digits")
+        class OtherDigits(DigitsDataModule):
+            pass
+
+    assert get_dataset("digits") is DigitsDataModule
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("img_size", 4), ("batch_size", 0), ("eval_batch_size", -1), ("val_fraction", 1.5),
+     ("train_fraction", 0)],
+)  # fmt: skip
+@pytest.mark.parametrize("name", DATASETS)
+def test_every_dataset_checks_the_shared_options_first(name: str, option: str, value) -> None:
+    """Before looking for any file: a bad shared option is named whatever the dataset."""
+    with pytest.raises(ConvattnError, match=f"data.{option}={value}"):
+        get_dataset(name)(**{option: value})
+
+
+# ---------------------------------------------------------------- digits
 
 
 @pytest.fixture(scope="module")

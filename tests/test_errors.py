@@ -1,4 +1,5 @@
-"""Mistakes found while running: one clear paragraph, exit 2, never a traceback.
+"""Mistakes found while running: one clear paragraph, exit 2, never a traceback; finding
+the user's error behind a library's wrapper.
 
 The command-line mistakes (options, values, missing or unreadable checkpoints) are the table in
 test_cli_mistakes.py; these are the ones that need a run to find."""
@@ -6,14 +7,42 @@ test_cli_mistakes.py; these are the ones that need a run to find."""
 from __future__ import annotations
 
 import re
+from itertools import islice
 from pathlib import Path
 
 import pytest
 import torch
 from helpers.runs import only_run_dir, read_json, run_cli
 
-from convattn.errors import ConvattnError
+from convattn.errors import ConvattnError, error_chain, find_cause, find_user_error
 from convattn.train import train
+
+
+def test_the_error_chain_follows_causes_then_contexts_and_ends() -> None:
+    """The one unwrapper: Hydra raises its error `from` ours; torch's writer raises while
+    handling an OSError; a chain that loops back on itself still ends."""
+    user = ConvattnError("data.img_size=4 must be ...")
+    try:
+        try:
+            raise user
+        except ConvattnError as err:
+            raise RuntimeError("Error in call to target 'DigitsDataModule'") from err
+    except RuntimeError as err:
+        hydra_error = err
+    disk = OSError(28, "No space left on device")
+    try:
+        try:
+            raise disk
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc] PytorchStreamWriter")  # noqa: B904
+    except RuntimeError as err:
+        torch_error = err
+    assert list(error_chain(hydra_error)) == [hydra_error, user]
+    assert find_user_error(hydra_error) is user and find_user_error(torch_error) is None
+    assert find_cause(torch_error, OSError) is disk and find_cause(None, OSError) is None
+    loop_a, loop_b = ValueError("a"), ValueError("b")
+    loop_a.__cause__, loop_b.__cause__ = loop_b, loop_a
+    assert list(islice(error_chain(loop_a), 5)) == [loop_a, loop_b]
 
 
 def test_img_size_too_small_fails_before_training(train_cfg) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,19 +27,25 @@ from convattn.explain import (
     deletion_auc_for_run,
     deletion_curve,
     explain_maps,
+    get_map_method,
     grad_cam,
+    list_map_methods,
+    main_map_names,
 )
+from convattn.explain import deletion as deletion_module
 from convattn.explain.cli import explain_run
 from convattn.explain.cli import main as explain_main
 from convattn.explain.deletion import (
     area_under,
     deletion_for,
+    deletion_maps,
     fill_values,
-    gradcam_maps,
     pixel_ranks,
     random_maps,
 )
 from convattn.explain.device import resolve_device
+from convattn.explain.methods import deletion_method, method_of
+from convattn.explain.plot import explanation_figure, map_title
 from convattn.explain.rollout import rollout_token_map
 from convattn.train import train
 
@@ -181,18 +188,31 @@ def test_gradcam_works_inside_inference_mode():
 
 # ---------------------------------------------------------------- every arm
 
+# What each known arm gives, in order (behaviour pinned); an arm registered later is checked
+# against the method table instead (see `test_map_method_applies_where_explain_maps_gives_it`).
+HEADS = ["head_0", "head_1", "head_2"]
 ARM_MAPS = {
-    "cnn": {"gradcam"},
-    "cbam": {"gradcam", "cbam_layer1", "cbam_layer2", "cbam_layer3", "cbam_layer4"},
-    "vit": {"gradcam", "rollout", "head_0", "head_1", "head_2"},
-    "hybrid": {"gradcam", "rollout", "head_0", "head_1", "head_2"},
+    "cnn": ["gradcam"],
+    "cbam": ["gradcam", "cbam_layer1", "cbam_layer2", "cbam_layer3", "cbam_layer4"],
+    "vit": ["gradcam", "rollout", *HEADS],
+    "hybrid": ["gradcam", "rollout", *HEADS],
 }
-# Every registered arm (a fifth one is covered without editing this file), plus ViT's mean pool.
-CASES = [(arm, {}) for arm in list_arms()] + [("vit", {"global_pool": "avg"})]
+MAIN_MAPS = {
+    "cnn": ["gradcam"],
+    "cbam": ["gradcam", "cbam_layer4"],
+    "vit": ["gradcam", "rollout"],
+    "hybrid": ["gradcam", "rollout"],
+}
+# Every registered arm (a fifth one is covered without editing this file), ViT's mean pool, and
+# the cbam arm with channel-only gates (no spatial gates, so no stage maps).
+CASES = [(arm, arm, {}) for arm in list_arms()]
+CASES += [("vit-avg", "vit", {"global_pool": "avg"}), ("cbam-se", "cbam", {"attn_layer": "se"})]
+ARM_MAPS |= {"vit-avg": ARM_MAPS["vit"], "cbam-se": ["gradcam"]}
+MAIN_MAPS |= {"vit-avg": MAIN_MAPS["vit"], "cbam-se": ["gradcam"]}
 
 
-@pytest.mark.parametrize("arm, kw", CASES, ids=[*list_arms(), "vit-avg"])
-def test_every_arm_gives_image_sized_unit_maps_and_leaves_no_state(arm: str, kw: dict):
+@pytest.mark.parametrize("case, arm, kw", CASES, ids=[c[0] for c in CASES])
+def test_every_arm_gives_image_sized_unit_maps_and_leaves_no_state(case: str, arm: str, kw: dict):
     model = build(arm, **kw).train()
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
@@ -200,7 +220,9 @@ def test_every_arm_gives_image_sized_unit_maps_and_leaves_no_state(arm: str, kw:
     model.train()
     flags = [m.training for m in model.modules()]
     maps = explain_maps(model, x)
-    assert set(maps) == ARM_MAPS.get(arm, set(maps))  # known arms: exactly these maps
+    if case in ARM_MAPS:  # known arms: exactly these maps, in this order
+        assert list(maps) == ARM_MAPS[case]
+        assert main_map_names(list(maps)) == MAIN_MAPS[case]
     assert "gradcam" in maps and ("rollout" in maps) == (model.token_layout is not None)
     for name, m in maps.items():
         assert m.shape == (2, 32, 32), name
@@ -214,6 +236,80 @@ def test_every_arm_gives_image_sized_unit_maps_and_leaves_no_state(arm: str, kw:
     assert not any(m._forward_hooks for m in model.modules())
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), before)
+
+
+# ---------------------------------------------------------------- the map-method table
+
+
+@pytest.fixture(scope="module")
+def arm_maps() -> dict[str, tuple[Backbone, dict[str, torch.Tensor]]]:
+    """Every registered arm (tiny preset) and the maps `explain_maps` gives it."""
+    out = {}
+    for arm in list_arms():
+        model = build(arm)
+        out[arm] = (model, explain_maps(model, torch.randn(2, 1, 32, 32)))
+    return out
+
+
+@pytest.mark.parametrize("name", list_map_methods())
+def test_map_method_applies_where_explain_maps_gives_it(name: str, arm_maps):
+    method = get_map_method(name)
+    for arm, (model, maps) in arm_maps.items():
+        owned = [n for n in maps if method.owns(n)]
+        assert method.applies_to(model) == bool(owned), arm
+        assert method.family or owned in ([], [name]), arm
+
+
+def test_every_map_comes_from_exactly_one_method(arm_maps):
+    for arm, (_, maps) in arm_maps.items():
+        for map_name in maps:
+            owners = [m for m in list_map_methods() if get_map_method(m).owns(map_name)]
+            assert len(owners) == 1, (arm, map_name, owners)
+            assert method_of(map_name) is get_map_method(owners[0])
+
+
+@pytest.mark.parametrize("name", list_map_methods())
+def test_map_method_titles_its_panels(name: str, arm_maps):
+    method = get_map_method(name)
+    shown = {n: m[0].numpy() for _, maps in arm_maps.values() for n, m in maps.items()}
+    shown = {n: m for n, m in shown.items() if method.owns(n)}
+    assert shown, f"no registered arm gives a {name} map: a dead row in the table"
+    titles = [method.panel_title(n) for n in shown]
+    assert all(titles) and len(set(titles)) == len(titles)  # one distinct title per panel
+    assert [map_title(n) for n in shown] == titles
+    fig = explanation_figure(next(iter(shown.values())), shown, "1", "2")
+    assert [ax.get_title() for ax in fig.axes] == ["input", *titles]
+
+
+def test_known_maps_keep_their_panel_titles():
+    expected = {
+        "gradcam": "Grad-CAM",
+        "rollout": "rollout",
+        "head_2": "head 2 (last block)",
+        "cbam_layer3": "CBAM layer3",
+        "mystery": "mystery",  # a map no method makes keeps its name
+    }
+    assert {n: map_title(n) for n in expected} == expected
+
+
+def test_an_unknown_map_method_is_refused_naming_the_valid_ones():
+    with pytest.raises(ConvattnError) as err:
+        get_map_method("saliency")
+    message = str(err.value)
+    assert "map='saliency'" in message and "\n" not in message
+    assert all(name in message for name in list_map_methods())
+
+
+def test_the_deletion_map_is_a_class_specific_map_every_arm_has(arm_maps):
+    method = deletion_method()
+    assert [m for m in list_map_methods() if get_map_method(m).deletion] == [method.name]
+    assert not method.family
+    assert all(method.applies_to(model) for model, _ in arm_maps.values())
+    # It explains the class it is given (the true class, in the deletion metric).
+    model, x = QuadrantNet(), torch.rand(3, 1, 32, 32) + 0.5
+    for target, inside in ((1, True), (0, False)):
+        maps = deletion_maps(model, x, torch.full((3,), target), batch_size=2)
+        assert ((quadrant_fraction(maps) > 0.99) == inside).all()
 
 
 # ---------------------------------------------------------------- deletion metric
@@ -349,7 +445,7 @@ def test_streamed_deletion_for_equals_the_whole_split_formulation():
     dm = run.datamodule()
     xs, ys = zip(*(dm.model_ready(b) for b in dm.loader("test")), strict=True)
     images, labels = torch.cat(xs)[:n], torch.cat(ys)[:n]
-    maps = gradcam_maps(backbone, images, labels, batch)
+    maps = deletion_maps(backbone, images, labels, batch)
     noise = random_maps(n, (32, 32), seed=0)
     expected = whole_split_deletion_curve(backbone, images, labels, maps, 4, "mean", batch)
     expected |= {"arm": "tiny", "ckpt": "tiny.ckpt", "map": "gradcam"}
@@ -357,6 +453,15 @@ def test_streamed_deletion_for_equals_the_whole_split_formulation():
         backbone, images, labels, noise, 4, "mean", batch
     )
     assert result == expected
+
+
+def test_deletion_refuses_an_arm_its_map_does_not_apply_to(monkeypatch):
+    unfit = dataclasses.replace(deletion_method(), applies_to=lambda backbone: False)
+    monkeypatch.setattr(deletion_module, "deletion_method", lambda: unfit)
+    with pytest.raises(ConvattnError) as err:
+        deletion_for(fake_run(TinyNet(), eval_batch_size=7), 4, steps=2)
+    message = str(err.value)
+    assert "'tiny' arm" in message and unfit.title in message and "\n" not in message
 
 
 class LargestTensors(TorchFunctionMode):
@@ -408,7 +513,6 @@ SHORT = [
     "logger=csv",
     "print_config=false",
 ]
-ARMS = ("cnn", "cbam", "vit", "hybrid")
 
 
 @pytest.fixture(scope="module")
@@ -416,7 +520,7 @@ def arm_runs(tmp_path_factory) -> dict[str, Path]:
     """One briefly trained run dir per arm."""
     root = tmp_path_factory.mktemp("runs")
     runs = {}
-    for arm in ARMS:
+    for arm in list_arms():
         cfg = compose_config("train", [f"model={arm}", *SHORT], root / arm)
         train(cfg)
         # What Hydra's own run writes and convattn-explain reads the data config from.
@@ -435,35 +539,33 @@ def png_panels(path: Path) -> int:
         return int(img.text["Description"].removeprefix("panels="))
 
 
-# input + Grad-CAM [+ rollout + 3 heads] [+ 4 CBAM stages]
-PANELS = {"cnn": 2, "cbam": 6, "vit": 6, "hybrid": 6}
-
-
 @pytest.mark.slow
 def test_cli_writes_grids_comparison_and_deletion(arm_runs: dict[str, Path], tmp_path: Path):
     assert not (arm_runs["cnn"] / "wandb").exists()  # the callback is a no-op without W&B
     out = tmp_path / "explain"
-    dirs = [str(arm_runs[a]) for a in ARMS]
+    dirs = [str(arm_runs[a]) for a in list_arms()]
     args = ["-n", "2", "-o", str(out), "--deletion", "--deletion-images", "24", "--steps", "4"]
     args += ["--device", "cpu"]  # the AUC is compared with a CPU run below, on any machine
     run_cli("convattn-explain", *dirs, *args, cwd=tmp_path, env={"OMP_NUM_THREADS": "1"})
     index = json.loads((out / "index.json").read_text())
-    for arm in ARMS:
+    columns = 1  # the comparison: the input, then each arm's main maps
+    for arm in list_arms():
         entries = index["runs"][arm]["images"]
         assert len(entries) == 2
         for entry in entries:
+            assert entry["maps"] == ARM_MAPS.get(arm, entry["maps"])
             image = matplotlib.image.imread(entry["path"])
             assert image.ndim == 3 and image.shape[0] > 100
-            assert png_panels(Path(entry["path"])) == entry["panels"] == PANELS[arm]
+            assert png_panels(Path(entry["path"])) == entry["panels"] == 1 + len(entry["maps"])
             assert entry["true"] in map(str, range(10)) and entry["pred"] in map(str, range(10))
-    # input + Grad-CAM per arm + rollout (vit, hybrid) + deepest CBAM stage, for 2 images
+        columns += len(MAIN_MAPS.get(arm) or main_map_names(entries[0]["maps"]))
     comparison = index["comparison"]
-    assert (comparison["rows"], comparison["columns"]) == (2, 1 + 1 + 2 + 2 + 2)
-    assert png_panels(Path(comparison["path"])) == comparison["panels"] == 2 * 8
+    assert (comparison["rows"], comparison["columns"]) == (2, columns)
+    assert png_panels(Path(comparison["path"])) == comparison["panels"] == 2 * columns
     assert matplotlib.image.imread(comparison["path"]).shape[1] > 800
 
     deletion = json.loads((out / "deletion.json").read_text())
-    assert set(deletion) == set(ARMS)
+    assert set(deletion) == set(list_arms())
     for arm, d in deletion.items():
         assert d["num_images"] == 24 and len(d["acc"]) == 5 and len(d["random"]["prob"]) == 5
         assert d["auc_acc"] == pytest.approx(area_under(d["fractions"], d["acc"]), abs=1e-6)

@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers.runs import only_run_dir, read_json, run_cli, wandb_summary
 
+from convattn.backbones import list_arms
 from convattn.run.record import RunRecord
 from convattn.train import train
 
@@ -107,15 +108,18 @@ def test_ctrl_c_keeps_checkpoint_and_logs(tmp_path: Path) -> None:
     assert (summary["state"], summary["exit_code"]) == ("failed", 1), summary
 
 
-# A short budget keeps CI fast; the full-budget figures are in the README.
-# The conv stem starts slowest on this tiny budget (26 % at 5 epochs, seed 0): 2x chance is the bar.
+# A short budget keeps CI fast; the full-budget figures are in the README. Every registered arm
+# must beat 2x chance (0.20 on 10 classes); the four measured arms are held to what they reach.
+# The conv stem starts slowest on this tiny budget (26 % at 5 epochs, seed 0).
 ARM_BOUNDS = {"cnn": 0.80, "cbam": 0.80, "vit": 0.40, "hybrid": 0.20}
+TWICE_CHANCE = 0.20
 # Warmup scaled to the short budget (the default 3 of 15 epochs).
 ARM_BUDGET = ["trainer.max_epochs=5", "recipe.scheduler.warmup_epochs=1", "seed=0"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arm", sorted(ARM_BOUNDS))
+@pytest.mark.parametrize("arm", list_arms())
 def test_each_arm_learns_digits(train_cfg, arm: str) -> None:
-    metrics = train(train_cfg([f"model={arm}", *ARM_BUDGET, "callbacks=none", "profile=false"]))
-    assert metrics["test/acc"] > ARM_BOUNDS[arm], metrics
+    overrides = [f"model={arm}", *ARM_BUDGET, "callbacks=none", "profile=false"]
+    metrics = train(train_cfg(overrides))
+    assert metrics["test/acc"] > ARM_BOUNDS.get(arm, TWICE_CHANCE), metrics

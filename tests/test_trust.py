@@ -1,6 +1,8 @@
 """Checkpoints and run dirs from elsewhere are data: no payload runs, restarts keep progress.
 
-One short real run is trained per module; each test works on its own copy of its run dir.
+One short real run is trained per module; each test works on its own copy of its run dir. The
+allow-list of what a saved config may name is also checked in process, on every registered
+data module.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import torch
 import yaml
 from helpers.runs import BIN, read_json, run_cli
 
+from convattn.data import get_dataset, list_datasets
+from convattn.data.registry import target_path
+from convattn.errors import ConvattnError
+from convattn.run.load import checked_data_config, checked_hparams
 from convattn.run.record import RunRecord
 
 STEPS_PER_EPOCH = 4
@@ -198,3 +204,44 @@ def test_eval_on_data_of_another_shape_names_both(trained: Path, tmp_path: Path)
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2 and "Traceback" not in text, text[-3000:]
     assert "(1, 32, 10)" in text and "(1, 48, 10)" in text
+
+
+# ---------------------------------------------------------------- the allow-list, in process
+@pytest.mark.parametrize("name", list_datasets())
+def test_a_run_dirs_data_config_may_name_any_registered_module(name: str) -> None:
+    config = {"_target_": target_path(get_dataset(name)), "img_size": 32, "mean": [0.5]}
+    assert checked_data_config(config, Path("config.yaml")) == config
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"_target_": "pathlib.Path.touch", "self": "x"}, "data _target_='pathlib.Path.touch'"),
+        ({"_target_": "convattn.data.base.ClassificationDataModule"}, "data _target_="),
+        ({"_target_": "convattn.data.digits.DigitsDataModule", "a": [{"_target_": "os.system"}]},
+         "a _target_ at data.a[0]._target_"),
+    ],
+)  # fmt: skip
+def test_a_run_dirs_data_config_naming_anything_else_is_refused(config: dict, named: str) -> None:
+    with pytest.raises(ConvattnError) as err:
+        checked_data_config(config, Path("config.yaml"))
+    message = str(err.value)
+    assert named in message and "Nothing in it was run" in message
+    assert all(target_path(get_dataset(name)) in message for name in list_datasets())
+
+
+def test_saved_hyperparameters_may_name_only_the_factory_and_an_optimizer() -> None:
+    backbone = {"_target_": "convattn.backbones.create_backbone", "arm": "cnn", "size": "tiny"}
+    fine = {"backbone": backbone, "optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3}}
+    assert checked_hparams(fine, Path("x.ckpt")) == fine
+    refused = {
+        "backbone": {**backbone, "_target_": "os.system"},
+        "optimizer": {"_target_": "builtins.eval", "lr": {"_target_": "os.getcwd"}},
+        "num_classes": [{"_target_": "os.getcwd"}],
+    }
+    with pytest.raises(ConvattnError) as err:
+        checked_hparams(refused, Path("x.ckpt"))
+    assert "optimizer _target_='builtins.eval' (only torch.optim classes)" in str(err.value)
+    assert "model _target_='os.system'" in str(err.value)
+    for where in ("num_classes[0]._target_", "optimizer.lr._target_"):
+        assert f"a _target_ at {where}" in str(err.value)

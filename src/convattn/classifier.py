@@ -278,3 +278,22 @@ class ImageClassifier(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def build_classifier(
+    model: dict[str, Any], recipe: dict[str, Any], datamodule: Any
+) -> ImageClassifier:
+    """The classifier for a `conf/model` config under a `conf/recipe`, shaped for the data;
+    fails here on a mismatch. `class_weights: balanced` becomes inverse class frequencies."""
+    recipe = dict(recipe)
+    if recipe.get("class_weights") == "balanced":
+        counts = datamodule.class_counts().double().clamp(min=1)
+        recipe["class_weights"] = (counts.sum() / (len(counts) * counts)).tolist()
+    return ImageClassifier(
+        backbone=model,
+        in_chans=datamodule.in_chans,
+        num_classes=datamodule.num_classes,
+        img_size=datamodule.img_size,
+        class_names=datamodule.classes,
+        **recipe,
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from convattn.config_dir import CONFIG_DIR
+from convattn.utils.config_tree import walk
 
 MISSING = object()
 
@@ -50,15 +51,6 @@ def option_hint(choice: str) -> str | None:
     return f"{choice} is not an option of {group}; the options are {', '.join(options)}{guess}"
 
 
-def flat_keys(tree: Any, prefix: str = "") -> list[str]:
-    if not isinstance(tree, dict):
-        return [prefix]
-    keys = [prefix] if prefix else []
-    for key, value in tree.items():
-        keys += flat_keys(value, f"{prefix}.{key}" if prefix else str(key))
-    return keys
-
-
 def typo_hints(config_name: str, args: list[str]) -> list[str] | None:
     """One line per override key the config does not have, with its closest keys; None when
     the command line composes (the failure was not a config mistake)."""
@@ -78,7 +70,7 @@ def typo_hints(config_name: str, args: list[str]) -> list[str] | None:
             base = compose(config_name, overrides=groups, return_hydra_config=True)
     except Exception:  # the group choices themselves fail: name the unknown option
         return [hint for choice in groups if (hint := option_hint(choice))]
-    keys = flat_keys(OmegaConf.to_container(base, resolve=False))
+    keys = [path for path, _, _ in walk(OmegaConf.to_container(base, resolve=False))]
     hints = []
     for override in values:
         key = override.split("=", 1)[0]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 
 class ConvattnError(Exception):
@@ -21,13 +24,24 @@ def check_choice(name: str, value: object, valid: list[str] | tuple[str, ...]) -
         )
 
 
-def find_user_error(err: BaseException) -> ConvattnError | None:
-    """The ConvattnError behind `err`, if any (Hydra wraps errors raised in `_target_`s)."""
-    while err is not None:
-        if isinstance(err, ConvattnError):
-            return err
+def error_chain(err: BaseException | None) -> Iterator[BaseException]:
+    """`err`, then what it was raised from (`__cause__`) or while handling (`__context__`), and
+    so on: the errors a wrapper (Hydra's instantiate, torch's writer) hides."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        yield err
         err = err.__cause__ or err.__context__
-    return None
+
+
+def find_cause(err: BaseException | None, kind: type[E]) -> E | None:
+    """The first error of type `kind` in `err`'s chain (`error_chain`), or None."""
+    return next((e for e in error_chain(err) if isinstance(e, kind)), None)
+
+
+def find_user_error(err: BaseException | None) -> ConvattnError | None:
+    """The ConvattnError behind `err`, if any (Hydra wraps errors raised in `_target_`s)."""
+    return find_cause(err, ConvattnError)
 
 
 def instantiate_checked(config: Any, **kwargs: Any) -> Any:

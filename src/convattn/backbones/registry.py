@@ -7,6 +7,7 @@ from typing import Any
 
 from convattn.backbones.base import Backbone
 from convattn.errors import ConvattnError, check_choice
+from convattn.utils.config_tree import MODEL_FACTORY, check_section
 
 _ARMS: dict[str, Callable[..., Backbone]] = {}
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
@@ -24,10 +25,12 @@ def register_arm(name: str, presets: dict[str, dict[str, Any]]) -> Callable:
 
 
 def list_arms() -> list[str]:
+    """The registered arms, sorted."""
     return sorted(_ARMS)
 
 
 def list_presets(arm: str) -> list[str]:
+    """The size presets of `arm`, in their registered order."""
     check_choice("model.arm", arm, list_arms())
     return list(_PRESETS[arm])
 
@@ -45,36 +48,22 @@ def preset_kwargs(arm: str, size: str | None) -> dict[str, Any]:
     return dict(_PRESETS[arm][size])
 
 
-FACTORY = "convattn.backbones.create_backbone"
-
-
-def find_targets(tree: Any, path: str = "") -> list[str]:
-    """Where `_target_` keys occur in a nested dict/list (dotted paths)."""
-    found = []
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            here = f"{path}.{key}" if path else str(key)
-            found += [here] if key == "_target_" else find_targets(value, here)
-    elif isinstance(tree, (list, tuple)):
-        for i, value in enumerate(tree):
-            found += find_targets(value, f"{path}[{i}]")
-    return found
-
-
 def build_backbone(config: dict[str, Any], **data_shape: Any) -> Backbone:
     """A backbone from a `conf/model` config: `create_backbone(**config, **data_shape)`.
 
     The config is data, never code: its `_target_` must be convattn's factory and nothing in it
-    may name another `_target_`, so a checkpoint's saved config cannot run anything else.
+    may name another `_target_` (`config_tree.check_section`), so a checkpoint's saved config
+    cannot run anything else.
     """
     config = dict(config)
-    target = config.pop("_target_", FACTORY)
-    nested = find_targets(config)
-    if target != FACTORY or nested:
+    allowed, nested = check_section("model", config, default=MODEL_FACTORY)
+    target = config.pop("_target_", MODEL_FACTORY)
+    if not allowed or nested:
         raise ConvattnError(
             f"The model config names _target_={target!r}"
             + (f" and nested _target_ keys at {', '.join(nested)}" if nested else "")
-            + f"; a convattn model config must use _target_: {FACTORY} with plain values only."
+            + f"; a convattn model config must use _target_: {MODEL_FACTORY} with plain values"
+            " only."
         )
     return create_backbone(**config, **data_shape)
 

@@ -1,14 +1,22 @@
 """Datasets as Lightning DataModules, all following `convattn.data.base.ClassificationDataModule`.
 
-`DATA_MODULES` names every data module a config or a run dir may refer to, by its `_target_`
-path, with the dataset name it records; reading it imports none of them.
+Each registers itself (`convattn.data.registry`); importing this package imports them all, so
+`list_datasets()` names every dataset a config or a run dir may refer to.
 """
 
-DATA_MODULES = {
-    "convattn.data.digits.DigitsDataModule": "digits",
-    "convattn.data.torchvision_sets.MNISTDataModule": "mnist",
-    "convattn.data.torchvision_sets.FashionMNISTDataModule": "fashion_mnist",
-    "convattn.data.torchvision_sets.CIFAR10DataModule": "cifar10",
-    "convattn.data.torchvision_sets.CIFAR100DataModule": "cifar100",
-    "convattn.data.image_folder.ImageFolderDataModule": "imagefolder",
-}
+from convattn.data import digits, image_folder, torchvision_sets  # noqa: F401  (registers them)
+from convattn.data.registry import (
+    dataset_targets,
+    find_dataset,
+    get_dataset,
+    list_datasets,
+    register_dataset,
+)
+
+__all__ = [
+    "dataset_targets",
+    "find_dataset",
+    "get_dataset",
+    "list_datasets",
+    "register_dataset",
+]

@@ -72,9 +72,15 @@ class ClassificationDataModule(L.LightningDataModule):
     `img_size`, `batch_size` (global, over all devices), `eval_batch_size`, `val_fraction`,
     `split_seed`, `train_fraction` (a nested, stratified, seeded subset of the training split),
     `imbalance` (a long-tailed training split), `balanced_sampler` and `hflip`.
+
+    A subclass registers itself with `convattn.data.registry.register_dataset(name)`, which
+    sets `name`, and extends `plumbing` with its own options of that kind.
     """
 
     name: ClassVar[str]
+    # Options that say where the data lives and how it is read, not what is learnt: they are
+    # left out of a run's identity (`convattn.run.identity`), so changing them still resumes.
+    plumbing: ClassVar[frozenset[str]] = frozenset({"eval_batch_size"})
     in_chans: int
     num_classes: int
 

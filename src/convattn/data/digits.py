@@ -9,10 +9,12 @@ from typing import Any
 import torch
 
 from convattn.data.in_memory import InMemoryDataModule, Split
+from convattn.data.registry import register_dataset
 from convattn.data.splits import stratified_split
 from convattn.errors import ConvattnError
 
 
+@register_dataset("digits")
 class DigitsDataModule(InMemoryDataModule):
     """1,797 real 8x8 digits, resized to `img_size`, held in memory as float tensors in [0, 1].
 
@@ -22,7 +24,6 @@ class DigitsDataModule(InMemoryDataModule):
 
     in_chans = 1
     num_classes = 10
-    name = "digits"
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ import torch
 
 from convattn.data.base import ClassificationDataModule
 from convattn.data.image_files import RGBImageFolder, check_tree, find_corrupt
+from convattn.data.registry import register_dataset
 from convattn.data.splits import stratified_holdout
 from convattn.errors import ConvattnError
 
@@ -48,6 +49,7 @@ def cores_per_rank(local_ranks: int) -> int:
     return max(available_cores() // max(local_ranks, 1), 1)
 
 
+@register_dataset("imagefolder")
 class ImageFolderDataModule(ClassificationDataModule):
     """Class-folder images streamed from disk with worker processes and timm transforms.
 
@@ -60,7 +62,7 @@ class ImageFolderDataModule(ClassificationDataModule):
     """
 
     in_chans = 3
-    name = "imagefolder"
+    plumbing = ClassificationDataModule.plumbing | {"root", "download", "num_workers"}
 
     def __init__(
         self,

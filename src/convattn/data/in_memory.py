@@ -9,7 +9,7 @@ per-sample PIL work are needed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -105,22 +105,22 @@ def histogram_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-# Options applied after decoding (or not about the data at all): they do not key the cache.
-AFTER_DECODE = {
-    "root", "download", "batch_size", "eval_batch_size", "train_fraction", "imbalance",
-    "balanced_sampler", "hflip", "crop_padding", "randaugment", "randaugment_ops",
-}  # fmt: skip
-
-
 class InMemoryDataModule(ClassificationDataModule):
-    """Base of the in-memory sets: subclasses set `in_chans`, `num_classes`, `name` and
-    implement `load_splits`.
+    """Base of the in-memory sets: subclasses set `in_chans` and `num_classes`, implement
+    `load_splits` and register under their name (`convattn.data.registry`).
 
     The splits are decoded once and resized to `img_size`; the training set's per-channel
     mean/std (after the training subset) normalise every batch. Loaders yield raw batches
     (uint8, or float in [0, 1]); `transform_batch` augments (training only: random crop with
     `crop_padding`, `hflip`, `randaugment`), widens to float and normalises on the device.
     """
+
+    # Options applied after decoding (or not about the data at all): they do not key the decode
+    # cache. A subclass extends it with its own (where the files are, say).
+    after_decode: ClassVar[frozenset[str]] = frozenset({
+        "batch_size", "eval_batch_size", "train_fraction", "imbalance", "balanced_sampler",
+        "hflip", "crop_padding", "randaugment", "randaugment_ops",
+    })  # fmt: skip
 
     def __init__(
         self,
@@ -157,7 +157,7 @@ class InMemoryDataModule(ClassificationDataModule):
             }
 
         # What the decoded splits depend on: every option except how they are sampled/augmented.
-        settings = {k: v for k, v in self.hparams.items() if k not in AFTER_DECODE}
+        settings = {k: v for k, v in self.hparams.items() if k not in self.after_decode}
         settings |= {"module": type(self).__qualname__, "img_size": self.img_size}
         splits = cached_splits(self.source_files(), settings, decode)
         return {

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from convattn.data.in_memory import InMemoryDataModule, Split
+from convattn.data.registry import register_dataset
 from convattn.data.splits import stratified_holdout
 from convattn.errors import ConvattnError
 
@@ -41,6 +42,9 @@ class TorchvisionDataModule(InMemoryDataModule):
     download_size: ClassVar[str]
     dataset_class: ClassVar[str]  # torchvision.datasets.<name>: download and folder name
     files_note: ClassVar[str] = ""
+    # The files are found under `root` (and key the decode cache themselves).
+    plumbing = InMemoryDataModule.plumbing | {"root", "download"}
+    after_decode = InMemoryDataModule.after_decode | {"root", "download"}
 
     def __init__(
         self, root: str | os.PathLike = "data", download: bool = False, **options: Any
@@ -162,6 +166,7 @@ def read_idx(path: Path) -> np.ndarray:
     return body.reshape(shape)
 
 
+@register_dataset("mnist")
 class MNISTDataModule(TorchvisionDataModule):
     """MNIST: 60,000 + 10,000 grey 28x28 handwritten digits (IDX files, plain or .gz)."""
 
@@ -172,7 +177,6 @@ class MNISTDataModule(TorchvisionDataModule):
     system_folders: ClassVar[tuple[str, ...]] = ()
     in_chans = 1
     num_classes = 10
-    name = "mnist"
 
     def candidate_folders(self) -> list[Path]:
         # torchvision's layout, a flat folder of the four files, then system-wide packages.
@@ -210,6 +214,7 @@ class MNISTDataModule(TorchvisionDataModule):
         return images, torch.from_numpy(labels.astype(np.int64))
 
 
+@register_dataset("fashion_mnist")
 class FashionMNISTDataModule(MNISTDataModule):
     """Fashion-MNIST: MNIST's format and sizes with 10 kinds of clothing."""
 
@@ -217,7 +222,6 @@ class FashionMNISTDataModule(MNISTDataModule):
     download_size = "about 30 MB"
     dataset_class = "FashionMNIST"
     system_folders = ("/usr/share/datasets/fashion-mnist",)  # Debian's dataset-fashion-mnist
-    name = "fashion_mnist"
     CLASSES = (
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -231,6 +235,7 @@ class FashionMNISTDataModule(MNISTDataModule):
         return "install Debian's package (apt-get install dataset-fashion-mnist), "
 
 
+@register_dataset("cifar10")
 class CIFAR10DataModule(TorchvisionDataModule):
     """CIFAR-10: 50,000 + 10,000 colour 32x32 images, python-pickle version.
 
@@ -248,7 +253,6 @@ class CIFAR10DataModule(TorchvisionDataModule):
     label_key = "labels"
     in_chans = 3
     num_classes = 10
-    name = "cifar10"
 
     def candidate_folders(self) -> list[Path]:
         return [self.root / self.base_folder]
@@ -281,6 +285,7 @@ class CIFAR10DataModule(TorchvisionDataModule):
         return entry
 
 
+@register_dataset("cifar100")
 class CIFAR100DataModule(CIFAR10DataModule):
     """CIFAR-100: CIFAR-10's format with 100 fine classes (`fine_labels`)."""
 
@@ -291,4 +296,3 @@ class CIFAR100DataModule(CIFAR10DataModule):
     test_files = ("test",)
     label_key = "fine_labels"
     num_classes = 100
-    name = "cifar100"

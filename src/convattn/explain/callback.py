@@ -16,7 +16,7 @@ from convattn.run.lifecycle import in_multirun
 
 
 class AttentionMapLogger(L.Callback):
-    """Log input + map overlays (Grad-CAM, rollout, heads, CBAM gates) as `wandb.Image`s.
+    """Log the input and an overlay of each of the arm's maps (`explain_maps`) as `wandb.Image`s.
 
     The first `num_images` validation images are picked once (as the model sees them, after
     the datamodule's device transform) and logged under `<key>/val` every `every_n_epochs`
@@ -98,7 +98,7 @@ class AttentionMapLogger(L.Callback):
         images = torch.cat(self.images[split]).to(pl_module.device)
         labels = torch.cat(self.labels[split])
         backbone = pl_module.backbone
-        maps = explain_maps(backbone, images)  # Grad-CAM of the predicted class
+        maps = explain_maps(backbone, images)  # class-specific maps explain the predicted class
         with torch.inference_mode(False), torch.no_grad(), eval_mode(backbone):
             preds = backbone(images.clone()).argmax(dim=1).cpu()
         shown = display_images(images)

@@ -7,7 +7,7 @@
 
 Writes <out>/<arm>/img<i>.png (input + every map), <out>/comparison.png for several
 checkpoints (rows = images, columns = each arm's main maps), <out>/index.json, and with
---deletion <out>/deletion.json (deletion curves and AUCs by Grad-CAM, plus a random baseline).
+--deletion <out>/deletion.json (deletion curves and AUCs, plus a random baseline).
 Runs on a CUDA GPU when torch sees one (--device auto, the default), else on the CPU;
 --deletion streams the test split --batch-size images at a time.
 """
@@ -28,7 +28,8 @@ from convattn.errors import ConvattnError
 from convattn.explain.deletion import deletion_for
 from convattn.explain.device import DEVICE_FORMS, resolve_device
 from convattn.explain.inputs import display_images, load_image_files, model_ready_batches
-from convattn.explain.maps import explain_maps, main_map_names
+from convattn.explain.maps import explain_maps
+from convattn.explain.methods import deletion_method, main_map_names
 from convattn.explain.plot import (
     Cell,
     class_name,
@@ -65,7 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "-o", "--out", type=Path, default=Path("explain"), help="output dir (default ./explain)"
     )
     parser.add_argument(
-        "--deletion", action="store_true", help="also write deletion.json (test split)"
+        "--deletion",
+        action="store_true",
+        help=f"also write deletion.json: pixels ranked by {deletion_method().title} (test split)",
     )
     parser.add_argument(
         "--deletion-images",

@@ -20,10 +20,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from convattn.backbones.capture import eval_mode
+from convattn.errors import ConvattnError
 from convattn.explain.device import module_device
-from convattn.explain.gradcam import grad_cam
 from convattn.explain.inputs import model_ready_chunks
 from convattn.explain.maps import image_sized
+from convattn.explain.methods import Probe, deletion_method
 from convattn.run.load import Run, load_run
 
 Fill = Literal["zero", "mean"]
@@ -170,15 +171,16 @@ def random_maps(
     return F.interpolate(noise, size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def gradcam_maps(
+def deletion_maps(
     backbone: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 128
 ) -> torch.Tensor:
-    """Image-sized Grad-CAM of the true class, in batches: (B, H, W)."""
+    """Image-sized maps of `deletion_method()` for the true class, in batches: (B, H, W)."""
+    method = deletion_method()
     out = []
     for start in range(0, len(images), batch_size):
         sl = slice(start, start + batch_size)
-        cam, _ = grad_cam(backbone, images[sl], labels[sl])
-        out.append(image_sized(cam, tuple(images.shape[-2:])))
+        raw = method.maps(Probe(backbone, images[sl], labels[sl]))[method.name]
+        out.append(image_sized(raw, tuple(images.shape[-2:])))
     return torch.cat(out)
 
 
@@ -193,9 +195,9 @@ def deletion_for(
     device: torch.device | str | None = None,
     batch_size: int = 128,
 ) -> dict[str, Any]:
-    """Deletion curve of a loaded run on its test split, ranking pixels by Grad-CAM.
+    """Deletion curve of a loaded run on its test split, ranking pixels by the map of
+    `deletion_method()` for the true class (Grad-CAM: every arm has it, so scores compare).
 
-    Grad-CAM (of the true class) is the one map every arm has, so scores compare across arms.
     With `random_baseline`, also the curve for seeded smooth random maps (`random_maps`) under
     "random": a score is best read relative to it (both depend on the model's accuracy).
 
@@ -206,20 +208,27 @@ def deletion_for(
     if device is not None:
         run.model.to(device)
     backbone = run.model.backbone
+    method = deletion_method()
+    if not method.applies_to(backbone):
+        raise ConvattnError(
+            f"The deletion metric ranks pixels by {method.title} maps, which the {run.arm!r} arm "
+            f"({type(backbone).__name__}) does not have, so it gets no deletion score; leave "
+            "this run out of the deletion metric."
+        )
     device = module_device(backbone)
-    by_gradcam = DeletionCurve(steps, fill)
+    by_map = DeletionCurve(steps, fill)
     by_random = DeletionCurve(steps, fill)
     generator = torch.Generator().manual_seed(seed)
     chunks = model_ready_chunks(run.datamodule(), num_images, "test", batch_size, device)
     for images, labels in chunks:
-        maps = gradcam_maps(backbone, images, labels, batch_size)
-        by_gradcam.add(backbone, images, labels, maps)
+        maps = deletion_maps(backbone, images, labels, batch_size)
+        by_map.add(backbone, images, labels, maps)
         if random_baseline:
             size = tuple(images.shape[2:])
             noise = random_maps(len(labels), size, seed=seed, generator=generator)
             by_random.add(backbone, images, labels, noise)
-    result = by_gradcam.result()
-    result |= {"arm": run.arm, "ckpt": str(run.ckpt), "map": "gradcam"}
+    result = by_map.result()
+    result |= {"arm": run.arm, "ckpt": str(run.ckpt), "map": method.name}
     if random_baseline:
         result["random"] = by_random.result()
     return result
@@ -249,7 +258,8 @@ def deletion_auc_for_run(
     *,
     device: torch.device | str | None = None,
 ) -> float:
-    """The deletion AUC of a run's Grad-CAM on its test split (lower = better); a report column."""
+    """The deletion AUC of a run's deletion map on its test split (lower = better); a report
+    column."""
     result = deletion_for_run(
         run_dir, num_images, steps=steps, random_baseline=False, device=device
     )

@@ -11,20 +11,17 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from convattn.explain.methods import method_of
+
 CMAP = "jet"
 ALPHA = 0.5
 PANEL_INCHES = 1.7
 
-MAP_TITLES = {"gradcam": "Grad-CAM", "rollout": "rollout"}
-
 
 def map_title(name: str) -> str:
-    """Panel title: 'gradcam' -> 'Grad-CAM', 'head_2' -> 'head 2 (last block)', ..."""
-    if name.startswith("head_"):
-        return f"head {name[5:]} (last block)"
-    if name.startswith("cbam_"):
-        return f"CBAM {name[5:]}"
-    return MAP_TITLES.get(name, name)
+    """The panel title of map `name` from the method table; a map no method makes keeps its name."""
+    method = method_of(name)
+    return name if method is None else method.panel_title(name)
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from convattn.data import DATA_MODULES
 from convattn.run.record import RECORD_NAME, RecordError, RunRecord
+from convattn.utils.config_tree import flatten
 
 TEST_METRIC = "test/acc"
 REPORT_MARK = "convattn_report"  # in the config of a report's own W&B run: not a job
@@ -40,6 +40,7 @@ class Job:
     config: dict[str, float] = field(default_factory=dict)  # numeric config leaves, dotted
     overridden: frozenset[str] = frozenset()  # keys this job's sweep overrides set
     wandb: dict[str, Any] = field(default_factory=dict)  # task_name, project, entity, group
+    data_target: str | None = None  # the data module its config names (a path, never imported)
 
     @property
     def usable(self) -> bool:
@@ -53,23 +54,21 @@ def job_dirs(root: Path) -> list[Path]:
 
 
 def dataset_name(target: str) -> str | None:
-    """The `name` the data module records in metrics.json, so unfinished jobs group alike;
-    read from a table, never by importing what a job's config names."""
-    if target in DATA_MODULES:
-        return DATA_MODULES[target]
+    """The `name` the data module records in metrics.json, so unfinished jobs group alike:
+    the data registry's, which compares the path and never imports what a job's config names
+    (else a guess from the class name)."""
+    # Imports convattn's data modules (torch): only for jobs whose record names no dataset.
+    from convattn.data.registry import find_dataset
+
+    module = find_dataset(target)
+    if module is not None:
+        return module.name
     return target.rsplit(".", 1)[-1].replace("DataModule", "").lower() or None
 
 
-def numeric_leaves(tree: Any, prefix: str = "") -> dict[str, float]:
+def numeric_leaves(tree: Any) -> dict[str, float]:
     """{"a": {"b": 0.1, "c": "x"}} -> {"a.b": 0.1}: the numbers a sweep can vary (no bools)."""
-    if isinstance(tree, dict):
-        leaves: dict[str, float] = {}
-        for key, value in tree.items():
-            leaves |= numeric_leaves(value, f"{prefix}{key}.")
-        return leaves
-    if isinstance(tree, (int, float)) and not isinstance(tree, bool):
-        return {prefix.removesuffix("."): tree}
-    return {}
+    return {path: value for path, value in flatten(tree).items() if is_number(value)}
 
 
 def read_yaml(path: Path) -> Any:
@@ -121,7 +120,7 @@ def config_job(job: Path) -> Job:
         status="unfinished",
         arm=model.get("arm"),
         size=model.get("size"),
-        dataset=dataset_name(str(data.get("_target_", ""))),
+        data_target=str(data.get("_target_", "")),  # its dataset: see read_job
         seed=cfg.get("seed"),
         config=numeric_leaves(cfg),
         overridden=override_keys(job),
@@ -145,6 +144,14 @@ def read_job(job: Path) -> Job:
         result = config_job(job)
     except RecordError as err:
         return skip(Job(path=job, status="skipped"), err, job / ".hydra" / "config.yaml")
+    result = with_record(result, job)
+    if result.dataset is None and result.data_target:  # the record does not name it
+        result.dataset = dataset_name(result.data_target)
+    return result
+
+
+def with_record(result: Job, job: Path) -> Job:
+    """`result` (read from the job's config) completed by the job's record, if it has one."""
     if not (job / RECORD_NAME).is_file():
         return result
     try:

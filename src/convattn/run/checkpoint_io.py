@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from convattn.errors import ConvattnError
+from convattn.errors import ConvattnError, find_cause
 from convattn.utils.atomic import atomic_write
 
 
@@ -41,9 +41,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def os_error_in(err: BaseException | None) -> OSError | None:
     """The OSError behind `err`: torch's zip writer reports a failed write as a RuntimeError
     raised while handling it."""
-    seen = 0
-    while err is not None and seen < 8:
-        if isinstance(err, OSError):
-            return err
-        err, seen = err.__cause__ or err.__context__, seen + 1
-    return None
+    return find_cause(err, OSError)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,17 @@ import torch
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
+from convattn.data.registry import find_dataset, get_dataset, list_datasets
 from convattn.errors import ConvattnError
 from convattn.run.resume import IDENTITY_KEY, resume_checkpoint
+from convattn.utils.config_tree import flatten
 
 log = logging.getLogger("convattn")
 
-# Where the data lives and how it is read do not change what is learnt.
-DATA_PLUMBING = {"root", "download", "num_workers", "eval_batch_size", "pin_memory"}
 RESUME_MODES = ("auto", "force")
 
 
-def resolved(node: Any, skip: set[str] = frozenset()) -> dict[str, Any]:
+def resolved(node: Any, skip: Collection[str] = frozenset()) -> dict[str, Any]:
     """A config node as plain values, key by key, so a skipped key is never resolved."""
     out: dict[str, Any] = {}
     for key in node:
@@ -42,20 +43,22 @@ def resolved(node: Any, skip: set[str] = frozenset()) -> dict[str, Any]:
     return out
 
 
-def flatten(tree: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat |= flatten(value, f"{prefix}.{key}")
-    return flat
+def data_plumbing(target: Any) -> frozenset[str]:
+    """The data options left out of the identity: where the data lives and how it is read
+    (`plumbing`, declared by the data module `target` names). A data module that is not
+    registered (a user's own) is not imported here: every registered module's plumbing is."""
+    found = find_dataset(target)
+    if found is not None:
+        return found.plumbing
+    return frozenset().union(*(get_dataset(name).plumbing for name in list_datasets()))
 
 
 def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
     """`model.*`, `data.*` (without paths and loader plumbing), `recipe.*` and `seed`, flat."""
+    plumbing = data_plumbing(cfg.data.get("_target_"))
     return {
         **flatten(resolved(cfg.model), "model"),
-        **flatten(resolved(cfg.data, DATA_PLUMBING), "data"),
+        **flatten(resolved(cfg.data, plumbing), "data"),
         **flatten(resolved(cfg.recipe), "recipe"),
         "seed": cfg.get("seed"),
     }

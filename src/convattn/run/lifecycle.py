@@ -17,7 +17,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
 from convattn.errors import find_user_error
-from convattn.run.record import RunRecord
+from convattn.run.record import RunRecord, metrics_with_prefix
+from convattn.run.tracking import log_final
+from convattn.utils.console import print_summary
 
 log = logging.getLogger("convattn")
 
@@ -39,6 +41,20 @@ def write_record(record: RunRecord, output_dir: str) -> None:
     """metrics.json and attempts.jsonl, from rank 0 only."""
     if rank_zero_only.rank == 0:
         record.write(output_dir)
+
+
+def finish(record: RunRecord, loggers: list, output_dir: str, start: float) -> dict[str, float]:
+    """Mark the run completed, log and write its record, print its summary; its metrics."""
+    record.update(status="completed", wall_time_s=time.time() - start)
+    log_final(loggers, record)
+    write_record(record, output_dir)
+    print_summary(
+        f"{record.arm} ({record.size}) on {record.dataset}, seed {record.seed}",
+        metrics_with_prefix(record.metrics, "test/") or record.metrics,
+        {"params": f"{record.params:,}", "wall time": f"{record.wall_time_s:.1f} s",
+         "run dir": output_dir},
+    )  # fmt: skip
+    return record.metrics
 
 
 def task_wrapper(task: Task) -> Callable[[DictConfig], dict[str, float]]:

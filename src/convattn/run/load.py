@@ -2,16 +2,16 @@
 
 Checkpoints are read with `torch.load(weights_only=True)`, so no pickled code can run. What a
 checkpoint or a run dir's `.hydra/config.yaml` names is checked before anything is built: the
-model must use convattn's backbone factory, the data a convattn data module, the optimizer a
-`torch.optim` class, and no other `_target_` may appear. `convattn-eval`, `convattn-explain` and
-`convattn-report --deletion` all load through here.
+model must use convattn's backbone factory, the data a registered data module, the optimizer a
+`torch.optim` class, and no other `_target_` may appear (the allow-list is
+`convattn.utils.config_tree`). `convattn-eval`, `convattn-explain` and `convattn-report
+--deletion` all load through here.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,11 @@ from typing import Any
 import torch
 import yaml
 
-from convattn.backbones.registry import find_targets
 from convattn.classifier import ImageClassifier
-from convattn.data import DATA_MODULES
 from convattn.data.base import ClassificationDataModule
-from convattn.errors import ConvattnError
-
-OPTIMIZER_TARGET = re.compile(r"torch\.optim\.[A-Z][A-Za-z0-9]*")
+from convattn.data.registry import dataset_targets, find_dataset
+from convattn.errors import ConvattnError, find_user_error
+from convattn.utils.config_tree import MODEL_FACTORY, check_section, find_targets
 
 
 def resolve_checkpoint(
@@ -88,18 +86,16 @@ def checked_hparams(hparams: Any, source: Path) -> dict[str, Any]:
         )
     hparams = dict(hparams)
     optimizer = dict(hparams.get("optimizer") or {})
-    target = optimizer.pop("_target_", None)
-    problems = []
-    if target is not None and not OPTIMIZER_TARGET.fullmatch(str(target)):
-        problems.append(f"optimizer _target_={target!r} (only torch.optim classes)")
     backbone = hparams["backbone"]
-    if backbone.get("_target_", "convattn.backbones.create_backbone") != (
-        "convattn.backbones.create_backbone"
-    ):
+    problems = []
+    optimizer_ok, optimizer_nested = check_section("optimizer", optimizer, "optimizer")
+    if not optimizer_ok:
+        problems.append(f"optimizer _target_={optimizer['_target_']!r} (only torch.optim classes)")
+    model_ok, model_nested = check_section("model", backbone, "backbone", default=MODEL_FACTORY)
+    if not model_ok:
         problems.append(f"model _target_={backbone['_target_']!r}")
     rest = {k: v for k, v in hparams.items() if k not in ("optimizer", "backbone")}
-    nested = find_targets(rest) + find_targets(optimizer, "optimizer")
-    nested += find_targets({k: v for k, v in backbone.items() if k != "_target_"}, "backbone")
+    nested = find_targets(rest) + optimizer_nested + model_nested
     problems += [f"a _target_ at {where}" for where in nested]
     unknown = set(hparams) - set(inspect.signature(ImageClassifier).parameters)
     problems += [f"an unknown hyperparameter {name!r}" for name in sorted(unknown)]
@@ -133,15 +129,14 @@ def checked_data_config(config: Any, source: Path) -> dict[str, Any]:
     holds only plain values."""
     if not isinstance(config, dict) or not isinstance(config.get("_target_"), str):
         raise ConvattnError(f"{source} has no data config with a _target_.")
-    target = config["_target_"]
-    nested = find_targets({k: v for k, v in config.items() if k != "_target_"}, "data")
-    if target not in DATA_MODULES or nested:
-        why = [f"data _target_={target!r}"] if target not in DATA_MODULES else []
+    allowed, nested = check_section("data", config, "data")
+    if not allowed or nested:
+        why = [] if allowed else [f"data _target_={config['_target_']!r}"]
         why += [f"a _target_ at {where}" for where in nested]
         raise ConvattnError(
             f"Refusing to use {source}: it names {'; '.join(why)}. A run's data config must "
-            f"name one of convattn's data modules ({', '.join(sorted(DATA_MODULES))}) with "
-            "plain values. Nothing in it was run."
+            f"name one of convattn's data modules ({', '.join(sorted(dataset_targets()))}) "
+            "with plain values. Nothing in it was run."
         )
     return config
 
@@ -165,13 +160,12 @@ def read_run_data_config(run_dir: Path) -> dict[str, Any]:
 
 def build_datamodule(config: dict[str, Any]) -> ClassificationDataModule:
     """The data module a checked data config names (see `checked_data_config`)."""
-    from hydra.utils import get_class
-
-    from convattn.errors import find_user_error
-
+    module = find_dataset(config.get("_target_"))
+    if module is None:
+        raise ConvattnError(f"The data config names no registered data module: {config!r}")
     options = {k: v for k, v in config.items() if k != "_target_"}
     try:
-        return get_class(config["_target_"])(**options)
+        return module(**options)
     except Exception as err:
         user_error = find_user_error(err)
         if user_error is not None:

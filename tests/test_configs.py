@@ -16,19 +16,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint, OnExceptionCheckpoint
 from omegaconf import OmegaConf
 
 from convattn.backbones import build_backbone
+from convattn.backbones.registry import MODEL_FACTORY
 from convattn.config_dir import CONFIG_DIR
 from convattn.data import find_dataset, get_dataset, list_datasets
 from convattn.data.base import ClassificationDataModule
 from convattn.data.registry import target_path
+from convattn.run.load import allowed_target, check_section
 from convattn.run.loggers import instantiate_callbacks, instantiate_loggers
-from convattn.utils.config_tree import (
-    MODEL_FACTORY,
-    allowed_target,
-    check_section,
-    find_targets,
-    flatten,
-    walk,
-)
+from convattn.utils.config_tree import find_targets, flatten, walk
 
 CONF = Path(CONFIG_DIR)
 GROUPS = [

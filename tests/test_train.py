@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import only_run_dir, read_json, run_cli, wandb_summary
+from helpers.runs import compose_config, only_run_dir, read_json, run_cli, wandb_summary
 
 from convattn.backbones import list_arms
 from convattn.run.record import RunRecord
@@ -39,6 +39,26 @@ def test_record_has_the_key_facts(train_cfg, tmp_path: Path) -> None:
     (val,) = [row for row in rows if row.get("val/acc")]
     assert int(val["step"]) == record["global_step"] - 1 == 1
     assert float(val["val/acc"]) == pytest.approx(record["metrics"]["val/acc"], abs=1e-6)
+
+
+def test_profiling_leaves_the_run_unchanged(tmp_path: Path) -> None:
+    """The cost profile times training steps on random batches before fit; it draws nothing
+    from the run's random streams (dropout here), so a seed trains to the same numbers with or
+    without it."""
+    metrics, records = {}, {}
+    for profile in ("true", "false"):
+        out = tmp_path / f"profile_{profile}"
+        overrides = [
+            "logger=csv",
+            "print_config=false",
+            *SHORT,
+            "model.drop_rate=0.2",
+            f"profile={profile}",
+        ]
+        metrics[profile] = train(compose_config("train", [*overrides, "callbacks=none"], out))
+        records[profile] = RunRecord.read(out)
+    assert records["true"].profile["train_images_per_s"] > 0 and not records["false"].profile
+    assert metrics["true"] == metrics["false"]
 
 
 def test_short_training_beats_chance(train_cfg, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from convattn.backbones.base import Backbone
 from convattn.errors import ConvattnError, check_choice
-from convattn.utils.config_tree import MODEL_FACTORY, check_section
+from convattn.utils.config_tree import TARGET, find_targets
 
 _ARMS: dict[str, Callable[..., Backbone]] = {}
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
@@ -48,17 +48,19 @@ def preset_kwargs(arm: str, size: str | None) -> dict[str, Any]:
     return dict(_PRESETS[arm][size])
 
 
+MODEL_FACTORY = "convattn.backbones.create_backbone"  # the one `_target_` a model config names
+
+
 def build_backbone(config: dict[str, Any], **data_shape: Any) -> Backbone:
     """A backbone from a `conf/model` config: `create_backbone(**config, **data_shape)`.
 
     The config is data, never code: its `_target_` must be convattn's factory and nothing in it
-    may name another `_target_` (`config_tree.check_section`), so a checkpoint's saved config
-    cannot run anything else.
+    may name another `_target_`, so a checkpoint's saved config cannot run anything else.
     """
     config = dict(config)
-    allowed, nested = check_section("model", config, default=MODEL_FACTORY)
-    target = config.pop("_target_", MODEL_FACTORY)
-    if not allowed or nested:
+    target = config.pop(TARGET, MODEL_FACTORY)
+    nested = find_targets(config)
+    if target != MODEL_FACTORY or nested:
         raise ConvattnError(
             f"The model config names _target_={target!r}"
             + (f" and nested _target_ keys at {', '.join(nested)}" if nested else "")

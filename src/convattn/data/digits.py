@@ -43,8 +43,8 @@ class DigitsDataModule(InMemoryDataModule):
             )
 
     def source_files(self) -> list[Path]:
-        # Keyed on scikit-learn's data file, found without importing scikit-learn (0.8 s): a run
-        # that finds its decoded splits in the cache never imports it.
+        # Keyed on scikit-learn's data file, found without importing scikit-learn (slow to
+        # import): a run that finds its decoded splits in the cache never imports it.
         spec = importlib.util.find_spec("sklearn")
         if spec is None or not spec.submodule_search_locations:
             return []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import sys
 import tempfile
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,9 @@ log = logging.getLogger("convattn")
 RESUME_MODES = ("auto", "force")
 
 
-def resolved(node: Any, skip: Collection[str] = frozenset()) -> dict[str, Any]:
-    """A config node as plain values, key by key, so a skipped key is never resolved."""
-    out: dict[str, Any] = {}
-    for key in node:
-        if key in skip:
-            continue
-        value = node[key]
-        out[key] = (
-            OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        )
-    return out
+def plain(value: Any) -> Any:
+    """A config value as plain Python (nodes resolved and converted)."""
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
 def data_plumbing(target: Any) -> frozenset[str]:
@@ -54,14 +45,17 @@ def data_plumbing(target: Any) -> frozenset[str]:
 
 
 def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
-    """`model.*`, `data.*` (without paths and loader plumbing), `recipe.*` and `seed`, flat."""
+    """`model.*`, `data.*` (without paths and loader plumbing), `recipe.*` and `seed`, flat.
+
+    Key by key, so a skipped data key is never resolved (its interpolation may not resolve
+    where the run is restarted)."""
     plumbing = data_plumbing(cfg.data.get("_target_"))
-    return {
-        **flatten(resolved(cfg.model), "model"),
-        **flatten(resolved(cfg.data, plumbing), "data"),
-        **flatten(resolved(cfg.recipe), "recipe"),
-        "seed": cfg.get("seed"),
+    groups = {name: cfg[name] for name in ("model", "data", "recipe")}
+    tree = {
+        name: {key: plain(node[key]) for key in node if name != "data" or key not in plumbing}
+        for name, node in groups.items()
     }
+    return {**flatten(tree), "seed": cfg.get("seed")}
 
 
 def recorded_identity(ckpt: Path) -> dict[str, Any] | None:

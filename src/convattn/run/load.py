@@ -3,15 +3,16 @@
 Checkpoints are read with `torch.load(weights_only=True)`, so no pickled code can run. What a
 checkpoint or a run dir's `.hydra/config.yaml` names is checked before anything is built: the
 model must use convattn's backbone factory, the data a registered data module, the optimizer a
-`torch.optim` class, and no other `_target_` may appear (the allow-list is
-`convattn.utils.config_tree`). `convattn-eval`, `convattn-explain` and `convattn-report
---deletion` all load through here.
+`torch.optim` class, and no other `_target_` may appear (`allowed_target` below is the one
+allow-list). `convattn-eval`, `convattn-explain` and `convattn-report --deletion` all load
+through here.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,41 @@ from typing import Any
 import torch
 import yaml
 
+from convattn.backbones.registry import MODEL_FACTORY
 from convattn.classifier import ImageClassifier
 from convattn.data.base import ClassificationDataModule
 from convattn.data.registry import dataset_targets, find_dataset
 from convattn.errors import ConvattnError, find_user_error
-from convattn.utils.config_tree import MODEL_FACTORY, check_section, find_targets
+from convattn.utils.config_tree import TARGET, find_targets
+
+OPTIMIZER_TARGET = re.compile(r"torch\.optim\.[A-Z][A-Za-z0-9]*")
+SECTIONS = ("model", "optimizer", "data")
+
+
+def allowed_target(section: str, target: Any) -> bool:
+    """Whether a checkpoint or run dir may name `target` as the `_target_` of its `section`:
+    the model convattn's backbone factory, the optimizer a `torch.optim` class, the data a
+    registered data module (`convattn.data.registry`). Nothing else, anywhere."""
+    if not isinstance(target, str):
+        return False
+    if section == "model":
+        return target == MODEL_FACTORY
+    if section == "optimizer":
+        return OPTIMIZER_TARGET.fullmatch(target) is not None
+    if section == "data":
+        return find_dataset(target) is not None
+    raise ValueError(f"unknown config section {section!r}; one of {', '.join(SECTIONS)}")
+
+
+def check_section(
+    section: str, config: dict[str, Any], path: str = "", default: str | None = None
+) -> tuple[bool, list[str]]:
+    """One section of a config read from disk: (whether its own `_target_` may be named there,
+    where other `_target_` keys sit below it as dotted paths under `path`). A missing
+    `_target_` stands for `default`; with no default, leaving it out (or null) is allowed."""
+    target = config.get(TARGET, default)
+    allowed = (target is None and default is None) or allowed_target(section, target)
+    return allowed, find_targets({k: v for k, v in config.items() if k != TARGET}, path)
 
 
 def resolve_checkpoint(

@@ -1,14 +1,12 @@
-"""Walk config trees (nested dicts, lists) and say which `_target_`s a config from disk may name.
+"""Walk config trees (nested dicts and lists) with dotted paths.
 
 One walker for every caller: the resume identity, W&B's flat config, the "did you mean" hints,
-the report's swept values and the trust checks all see the same dotted paths (`a.b`, `a[0]` for
-list items when lists are walked). The allow-list below is the one place that says what a
-checkpoint or a run dir's saved config may build; nothing else in it may name a `_target_`.
+the report's swept values and the `_target_` scan of the trust checks (`convattn.run.load`) all
+see the same paths (`a.b`, and `a[0]` for list items when lists are walked).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,37 +57,3 @@ def find_targets(tree: Any, path: str = "") -> list[str]:
         if key == TARGET and not any(here.startswith((f"{f}.", f"{f}[")) for f in found):
             found.append(here)
     return found
-
-
-# ------------------------------------------------------------ what a config from disk may name
-MODEL_FACTORY = "convattn.backbones.create_backbone"
-OPTIMIZER_TARGET = re.compile(r"torch\.optim\.[A-Z][A-Za-z0-9]*")
-SECTIONS = ("model", "optimizer", "data")
-
-
-def allowed_target(section: str, target: Any) -> bool:
-    """Whether a checkpoint or run dir may name `target` as the `_target_` of its `section`:
-    the model convattn's backbone factory, the optimizer a `torch.optim` class, the data a
-    registered data module (`convattn.data.registry`). Nothing else, anywhere."""
-    if not isinstance(target, str):
-        return False
-    if section == "model":
-        return target == MODEL_FACTORY
-    if section == "optimizer":
-        return OPTIMIZER_TARGET.fullmatch(target) is not None
-    if section == "data":
-        from convattn.data.registry import find_dataset  # imports the data modules: lazily
-
-        return find_dataset(target) is not None
-    raise ValueError(f"unknown config section {section!r}; one of {', '.join(SECTIONS)}")
-
-
-def check_section(
-    section: str, config: dict[str, Any], path: str = "", default: str | None = None
-) -> tuple[bool, list[str]]:
-    """One section of a config read from disk: (whether its own `_target_` may be named there,
-    where other `_target_` keys sit below it as dotted paths under `path`). A missing
-    `_target_` stands for `default`; with no default, leaving it out (or null) is allowed."""
-    target = config.get(TARGET, default)
-    allowed = (target is None and default is None) or allowed_target(section, target)
-    return allowed, find_targets({k: v for k, v in config.items() if k != TARGET}, path)

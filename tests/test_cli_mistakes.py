@@ -26,6 +26,7 @@ MISTAKES = [
         ["recipe.class_weights=[1.0, 2.0]", "10 numbers"],
     ),
     ("convattn-train", ["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "max_steps"]),
+    ("convattn-train", ["train=false"], ["train=false", "checkpoints/best.ckpt", "ckpt_path="]),
     ("convattn-train", ["data.batch_size=0"], ["data.batch_size=0"]),
     ("convattn-train", ["data.eval_batch_size=-4"], ["data.eval_batch_size=-4"]),
     ("convattn-train", ["data.val_fraction=1.5"], ["data.val_fraction=1.5"]),

@@ -21,7 +21,7 @@ from convattn.config_dir import CONFIG_DIR
 from convattn.data import find_dataset, get_dataset, list_datasets
 from convattn.data.base import ClassificationDataModule
 from convattn.data.registry import target_path
-from convattn.run.load import allowed_target, check_section
+from convattn.run.checkpoint_checks import allowed_target, check_section
 from convattn.run.loggers import instantiate_callbacks, instantiate_loggers
 from convattn.utils.config_tree import find_targets, flatten, walk
 

@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.data_formats import VARIANTS, image, write_cifar, write_mnist, write_tree
+from helpers.data_formats import (
+    VARIANTS,
+    image,
+    write_cifar,
+    write_idx,
+    write_mnist,
+    write_tree,
+)
+from helpers.runs import run_cli
 from hydra.utils import instantiate
 from torchvision import datasets
 
@@ -179,6 +187,77 @@ def test_fashion_mnist_falls_back_to_the_debian_package(tmp_path, monkeypatch) -
         "data.download=true",
     ):
         assert part in message
+
+
+# ---------------------------------------------------------------- MNIST IDX files: bad content
+def cut(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def flip_byte(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+# name -> (change to the files in MNIST/raw, the file or folder the message names, words)
+BAD_IDX = {
+    "truncated body": (lambda raw: cut(raw / "t10k-images-idx3-ubyte", 1000),
+                       "t10k-images-idx3-ubyte", ["truncated"]),
+    "truncated header": (lambda raw: cut(raw / "t10k-labels-idx1-ubyte", 6),
+                         "t10k-labels-idx1-ubyte", ["cut off"]),
+    "empty file": (lambda raw: cut(raw / "t10k-labels-idx1-ubyte", 0),
+                   "t10k-labels-idx1-ubyte", ["IDX"]),
+    "truncated gzip": (lambda raw: cut(raw / "train-images-idx3-ubyte.gz", 300),
+                       "train-images-idx3-ubyte.gz", ["EOFError"]),
+    "corrupt deflate stream": (lambda raw: flip_byte(raw / "train-labels-idx1-ubyte.gz", 12),
+                               "train-labels-idx1-ubyte.gz", ["error"]),
+    "labels up to 14": (lambda raw: write_idx(raw / "t10k-labels-idx1-ubyte",
+                                              np.arange(20) % 10 + 5, gz=False),
+                        "MNIST/raw", ["test labels", "5 to 14", "0 to 9"]),
+    "a label of 255": (lambda raw: write_idx(raw / "train-labels-idx1-ubyte",
+                                             np.full(60, 255), gz=True),
+                       "MNIST/raw", ["training labels", "255", "0 to 9"]),
+    "fewer labels than images": (lambda raw: write_idx(raw / "t10k-labels-idx1-ubyte",
+                                                       np.arange(19) % 10, gz=False),
+                                 "MNIST/raw", ["20 images but 19 labels"]),
+    "images of zero width": (lambda raw: write_idx(raw / "t10k-images-idx3-ubyte",
+                                                   np.zeros((20, 28, 0)), gz=False),
+                             "t10k-images-idx3-ubyte", ["(20, 28, 0)"]),
+    "labels with two axes": (lambda raw: write_idx(raw / "t10k-labels-idx1-ubyte",
+                                                   np.zeros((20, 1)), gz=False),
+                             "t10k-labels-idx1-ubyte", ["(20, 1)"]),
+    "no test images": (lambda raw: [write_idx(raw / f"t10k-{kind}", np.zeros(shape), gz=False)
+                                    for kind, shape in (("images-idx3-ubyte", (0, 28, 28)),
+                                                        ("labels-idx1-ubyte", (0,)))],
+                       "MNIST/raw", ["test files", "no images"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_IDX))
+def test_bad_idx_content_is_one_paragraph_naming_the_file(tmp_path, case) -> None:
+    change, named, words = BAD_IDX[case]
+    root = write_mnist(tmp_path, "MNIST")
+    change(root / "MNIST" / "raw")
+    with pytest.raises(ConvattnError) as err:
+        MNISTDataModule(root=root, img_size=32).setup()
+    message = str(err.value)
+    assert "\n" not in message and str(root / "MNIST" / "raw") in message, message
+    assert named in message and all(w in message for w in words), message
+
+
+def test_the_entry_point_says_which_idx_file_is_truncated(tmp_path) -> None:
+    root = write_mnist(tmp_path / "data", "MNIST")
+    broken = root / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
+    cut(broken, 5000)
+    proc = run_cli(
+        "convattn-train", "data=mnist", f"data.root={root}", "logger=csv", "profile=false",
+        "print_config=false", f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path, check=False, timeout=300,
+    )  # fmt: skip
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in text, text[-3000:]
+    assert len([p for p in proc.stderr.split("\n\n") if str(broken) in p]) == 1, text[-3000:]
 
 
 # ---------------------------------------------------------------- image folders: bad input

@@ -17,6 +17,8 @@ import pytest
 import scipy.stats
 import yaml
 from helpers.runs import run_cli, wandb_records
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from convattn.report import cli
 from convattn.report.collect import Job, collect
@@ -24,7 +26,12 @@ from convattn.report.curves import curve_points, lr_summaries, span_decade
 from convattn.report.plots import write_curve_plot
 from convattn.report.stats import paired_differences
 from convattn.report.swept import swept_keys
-from convattn.run.record import RunRecord
+from convattn.run.record import (
+    RecordError,
+    RunRecord,
+    completed_record_exists,
+    read_attempts,
+)
 
 LR = "recipe.optimizer.lr"
 FRACTION = "data.train_fraction"
@@ -225,7 +232,8 @@ def test_bad_records_are_skipped_and_named_while_the_rest_is_reported(
     write_job(sweep, 6, "vit", 4, metrics={"val/acc_best": 0.9})  # test=false
     bad_config = write_job(sweep, 7, "vit", 5, 0.8)
     (bad_config / ".hydra" / "config.yaml").write_text("model: [unclosed\n")
-    write_job(sweep, 8, "vit", 6, profile={"gflops": "fast"})  # a record of another program
+    other = {"status": "completed", "profile": {"gflops": "fast"}, "metrics": {"test/acc": 0.9}}
+    write_job(sweep, 8, "vit", 6, record=json.dumps(other))  # a record of another program
     foreign = {"status": "completed", "seed": "seven", "metrics": {"test/acc": 0.9}}
     write_job(sweep, 9, "vit", 7, record=json.dumps(foreign))
     rc, out = report(tmp_path)
@@ -237,13 +245,13 @@ def test_bad_records_are_skipped_and_named_while_the_rest_is_reported(
     assert len(skipped) == 8
     expected = {
         2: "metrics.json`: JSONDecodeError:",
-        3: "metrics.json`: status 'done' is not one of completed, failed, interrupted",
+        3: "metrics.json`: status='done' is not valid: it must be one of completed, failed, inter",
         4: "metrics.json`: expected a JSON object, found list",
         5: "metrics.json`: completed but has no test/acc (an evaluation of split=val)",
         6: "metrics.json`: completed but has no test/acc (test=false?)",
         7: "config.yaml`: ParserError: expected ',' or ']', but got '<stream end>' (line 2",
-        8: "metrics.json`: profile must map names to numbers, found {'gflops': 'fast'}",
-        9: "metrics.json`: seed must be an integer, found 'seven'",
+        8: "metrics.json`: profile['gflops']='fast' is not valid: it must be a number",
+        9: "metrics.json`: seed='seven' is not valid: it must be a 64-bit integer",
     }
     for num, reason in expected.items():
         assert any(
@@ -295,6 +303,192 @@ def test_configs_are_read_as_data_only(tmp_path: Path) -> None:
     assert not marker.exists() and "evil_pkg" not in sys.modules
     assert jobs["1"].status == "skipped" and "ConstructorError" in str(jobs["1"].error)
     assert (jobs["2"].status, jobs["2"].dataset) == ("unfinished", "evil")
+
+
+# --- weird numbers and types in records ---------------------------------------------------
+
+WEIRD = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from([10**400, -1, 2**63, 0]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([math.nan, math.inf, -math.inf, 1e308, -1e308, 5e-324]),
+    st.text(max_size=5),
+    st.sampled_from(["inf", "-inf", "NaN", "completed", "cnn"]),
+    st.lists(st.one_of(st.integers(-2, 3), st.floats(), st.text(max_size=2)), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.one_of(st.integers(), st.floats()), max_size=2),
+)
+RECORD_PLACES = [
+    "status", "arm", "size", "dataset", "seed", "params", "wall_time_s", "train_fraction",
+    "train_images", "epochs", "global_step", "img_size", "num_classes", "model", "profile",
+    "metrics", "confusion_matrix", "per_class_acc", "error", "task",
+    "metrics.test/acc", "metrics.test/f1_macro", "metrics.test/ece", "metrics.val/loss",
+    "profile.gflops", "profile.train_images_per_s", "profile.latency_ms_b1",
+]  # fmt: skip
+
+
+def good_sweep(sweep: Path) -> None:
+    """Two good cnn jobs and a good vit job (its record is the one the tests change)."""
+    write_job(sweep, 0, "cnn", 0, 0.90)
+    write_job(sweep, 1, "cnn", 1, 0.92)
+    write_job(sweep, 2, "vit", 0, 0.80)
+
+
+def corrupt(job: Path, changes: list[tuple[str, Any]]) -> None:
+    """Rewrite the job's metrics.json with `changes` (dotted keys), as JSON (NaN, Infinity and
+    all: Python's json writes and reads them)."""
+    record = json.loads((job / "metrics.json").read_text())
+    for where, value in changes:
+        key, _, leaf = where.partition(".")
+        if leaf and isinstance(record.get(key), dict):
+            record[key][leaf] = value
+        elif not leaf:
+            record[key] = value
+    (job / "metrics.json").write_text(json.dumps(record))
+
+
+@pytest.mark.slow
+@settings(max_examples=50, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(changes=st.lists(st.tuples(st.sampled_from(RECORD_PLACES), WEIRD), min_size=1, max_size=3))
+def test_weird_numbers_and_types_in_a_record_never_crash_the_report(
+    tmp_path_factory: pytest.TempPathFactory, changes: list[tuple[str, Any]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("weird")
+    sweep = tmp / "sweep"
+    good_sweep(sweep)
+    corrupt(sweep / "2", changes)
+    rc = cli.main([str(sweep), "-o", str(tmp / "out")])
+    assert rc == 0  # the good jobs are enough for a report
+    rows = read_csv(tmp / "out" / "report.csv")
+    cnn = [r for r in rows if r["arm"] == "cnn" and r["dataset"] == "digits"]
+    assert cnn and float(cnn[0]["acc_mean"]) == pytest.approx(0.91, abs=0.06)
+    text = (tmp / "out" / "report.md").read_text()
+    (weird,) = [j for j in collect([sweep]) if j.path.name == "2"]
+    if weird.status == "skipped":  # listed with the file and why, on one line
+        assert f"- `{sweep / '2' / 'metrics.json'}`: " in section(text, "## Skipped records")
+    elif weird.usable:  # kept: its accuracy is a fraction, so its row says so
+        assert 0 <= weird.metrics["test/acc"] <= 1
+    else:
+        assert f"`{sweep / '2'}`: **{weird.status}**" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ([("metrics.test/acc", math.nan)], "completed but test/acc=nan is not a fraction"),
+        ([("metrics.test/acc", 1e308)], "completed but test/acc=1e+308 is not a fraction"),
+        ([("metrics.test/ece", math.inf)], "test/ece=inf is not a fraction in [0, 1], nor NaN"),
+        ([("params", 10**400)], "params=an integer of 1329 bits is not valid: it must be an "
+                                "integer in [0, 2**63), or null"),
+        ([("params", -5)], "params=-5 is not valid"),
+        ([("seed", 1.5)], "seed=1.5 is not valid: it must be a 64-bit integer, or null"),
+        ([("wall_time_s", "slow")], "wall_time_s='slow' is not valid"),
+        ([("profile.gflops", True)], "profile['gflops']=True is not valid: it must be a number"),
+        ([("metrics.test/acc", "0.9")], "metrics['test/acc']='0.9' is not valid"),
+        ([("confusion_matrix", [[1, -2]])], "confusion_matrix[0][1]=-2 is not valid"),
+        ([("per_class_acc", [0.5, 7])], "per_class_acc[1]=7 is not valid"),
+        ([("train_fraction", 0)], "train_fraction=0 is not valid: it must be a number in (0, 1]"),
+    ],
+)  # fmt: skip
+def test_a_weird_record_is_listed_with_the_key_and_the_rest_reported(
+    tmp_path: Path, changes: list[tuple[str, Any]], reason: str
+) -> None:
+    sweep = tmp_path / "sweep"
+    good_sweep(sweep)
+    corrupt(sweep / "2", changes)
+    rc, out = report(tmp_path)
+    assert rc == 0
+    assert [r["arm"] for r in read_csv(out / "report.csv")] == ["cnn"]
+    (line,) = section((out / "report.md").read_text(), "## Skipped records").strip().splitlines()
+    assert line.startswith(f"- `{sweep / '2' / 'metrics.json'}`: ") and reason in line, line
+
+
+def test_nan_inf_and_huge_numbers_that_convattn_writes_are_read_back(tmp_path: Path) -> None:
+    """A diverged loss (inf, NaN) is a real result: what write() wrote, read() reads."""
+    record = RunRecord(
+        status="completed",
+        metrics={"test/acc": 0.5, "test/loss": math.inf, "val/loss": math.nan},
+        profile={"train_images_per_s": math.inf},
+        per_class_acc=[math.nan, 1.0],
+        params=2**63 - 1,
+        wall_time_s=1e308,
+    )
+    record.write(tmp_path)
+    back = RunRecord.read(tmp_path)
+    assert back.metrics["test/loss"] == math.inf and math.isnan(back.metrics["val/loss"])
+    assert back.profile == {"train_images_per_s": math.inf} and back.params == 2**63 - 1
+    (attempt,) = read_attempts(tmp_path)
+    assert attempt.metrics["test/loss"] == math.inf and attempt.wall_time_s == 1e308
+
+
+def test_report_shows_an_inf_loss_job_and_a_nan_f1(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, "cnn", 0, 0.9, metrics={"test/acc": 0.9, "test/loss": math.inf})
+    write_job(sweep, 1, "cnn", 1, 0.8, metrics={"test/acc": 0.8, "test/f1_macro": math.nan})
+    rc, out = report(tmp_path)
+    assert rc == 0
+    (row,) = read_csv(out / "report.csv")
+    assert (row["n"], float(row["acc_mean"])) == ("2", pytest.approx(0.85))
+    assert "Skipped" not in (out / "report.md").read_text()
+
+
+def test_numbers_near_the_float_limit_average_to_inf_not_a_crash(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        write_job(sweep, seed, "cnn", seed, 0.9, wall_time_s=1e308, params=2**63 - 1)
+    rc, out = report(tmp_path)
+    assert rc == 0
+    (row,) = read_csv(out / "report.csv")
+    assert (row["n"], row["wall_time_s"], float(row["params"])) == ("2", "inf", 2.0**63)
+
+
+def test_attempts_lines_are_read_through_the_same_checks(tmp_path: Path) -> None:
+    RunRecord(status="failed", error="oom").write(tmp_path)
+    RunRecord(status="completed", metrics={"test/acc": 0.9}).write(tmp_path)
+    assert [a.status for a in read_attempts(tmp_path)] == ["failed", "completed"]
+    with (tmp_path / "attempts.jsonl").open("a") as f:
+        f.write(json.dumps({"status": "completed", "epochs": "3"}) + "\n")
+    with pytest.raises(RecordError) as err:
+        read_attempts(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / 'attempts.jsonl'} line 3: epochs='3' is not")
+    (tmp_path / "attempts.jsonl").write_text('{"status": "failed"}\n{"status": "fail')
+    with pytest.raises(RecordError, match=r"attempts.jsonl line 2: JSONDecodeError"):
+        read_attempts(tmp_path)
+    assert read_attempts(tmp_path / "none") == []
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "1" * 5000, '{"status": "completed"'])
+def test_json_that_python_cannot_parse_is_a_record_error(tmp_path: Path, text: str) -> None:
+    (tmp_path / "metrics.json").write_text(text)
+    with pytest.raises(RecordError, match=str(tmp_path / "metrics.json")):
+        RunRecord.read(tmp_path)
+
+
+def test_a_completed_record_that_fails_the_checks_is_never_overwritten(tmp_path: Path) -> None:
+    edited = {"status": "completed", "params": "many", "metrics": {"test/acc": 0.9}}
+    (tmp_path / "metrics.json").write_text(json.dumps(edited))
+    assert completed_record_exists(tmp_path)
+    RunRecord(status="failed", error="later").write(tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == edited
+
+
+def test_the_report_command_on_weird_records_exits_cleanly(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    good_sweep(sweep)
+    corrupt(sweep / "2", [("metrics.test/acc", math.nan), ("params", 10**400)])
+    write_job(sweep, 3, "vit", 1, record='{"status": "completed", "metrics": {"test/acc": 1e999}}')
+    proc = run_cli("convattn-report", str(sweep), "-o", str(tmp_path / "out"), cwd=tmp_path)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stderr.count("convattn-report: skipped") == 2
+    only_weird = tmp_path / "weird"
+    write_job(only_weird, 0, record='{"status": "completed", "metrics": {"test/acc": NaN}}')
+    proc = run_cli("convattn-report", str(only_weird), cwd=tmp_path, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in text
+    assert proc.stderr.startswith("convattn-report: none of the 1 jobs under")
+    assert "test/acc=nan is not a fraction" in proc.stderr
 
 
 # --- swept keys ----------------------------------------------------------------------------

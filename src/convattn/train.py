@@ -26,7 +26,13 @@ from convattn.errors import instantiate_checked
 from convattn.run.lifecycle import finish, run_cli, task_wrapper
 from convattn.run.record import RunRecord
 from convattn.run.tracking import RunRecorder, run_facts
-from convattn.run.trainer import build_trainer, check_budget, fit_checkpoint, test_best
+from convattn.run.trainer import (
+    build_trainer,
+    check_budget,
+    fit_checkpoint,
+    test_best,
+    tested_checkpoint,
+)
 from convattn.utils.console import print_config
 from convattn.utils.quiet import quiet_libraries
 
@@ -36,15 +42,15 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     """Build data, model and trainer; fit; test the best checkpoint; record."""
     start = time.time()
     check_budget(cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps"))
-    ckpt_path = fit_checkpoint(cfg) if cfg.train else None
     check_compile_with_sync_batchnorm(cfg)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule: ClassificationDataModule = instantiate_checked(cfg.data)
     config = OmegaConf.to_container(cfg, resolve=True)
     model = build_classifier(config["model"], config["recipe"], datamodule)  # before data loads
+    ckpt_path = fit_checkpoint(cfg, model) if cfg.train else tested_checkpoint(cfg, model)
     facts = run_facts(
         model, datamodule, task=cfg.task_name, arm=cfg.model.arm, size=cfg.model.get("size"),
-        seed=cfg.seed, model=config["model"], output_dir=cfg.paths.output_dir
+        seed=cfg.seed, model=config["model"], output_dir=cfg.paths.output_dir, ckpt_path=ckpt_path
     )  # fmt: skip
     recorder = RunRecorder(record, facts, config, profile=cfg.get("profile", False))
     trainer = build_trainer(cfg, recorder)
@@ -53,7 +59,7 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
             with requeue_on_signal(trainer):
                 trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         if cfg.test:
-            test_best(trainer, model, datamodule, record.best_ckpt)
+            test_best(trainer, model, datamodule, record.best_ckpt if cfg.train else ckpt_path)
     return finish(record, trainer.loggers, cfg.paths.output_dir, start)
 
 

@@ -98,3 +98,22 @@ class MixedBatches(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.out.write_text(json.dumps(self.batches))
+
+
+class PauseAtStep(Callback):
+    """At global step `step`, write `marker` and wait (at most `timeout` s) until `release`
+    exists: a run held mid-training, for tests of what another process sees meanwhile."""
+
+    def __init__(self, step: int, marker: str, release: str, timeout: float = 120) -> None:
+        self.step, self.marker, self.release = step, Path(marker), Path(release)
+        self.timeout = timeout
+
+    def on_train_batch_start(self, trainer: Trainer, *args: object) -> None:
+        if trainer.global_step != self.step:
+            return
+        import time
+
+        self.marker.write_text("paused")
+        deadline = time.monotonic() + self.timeout
+        while not self.release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)

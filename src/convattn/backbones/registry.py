@@ -29,6 +29,12 @@ def list_arms() -> list[str]:
     return sorted(_ARMS)
 
 
+def arm_builder(arm: str) -> Callable[..., Backbone]:
+    """The builder registered as `arm` (its signature names the arm's options)."""
+    check_choice("model.arm", arm, list_arms())
+    return _ARMS[arm]
+
+
 def list_presets(arm: str) -> list[str]:
     """The size presets of `arm`, in their registered order."""
     check_choice("model.arm", arm, list_arms())

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from convattn.data.base import Batch, ClassificationDataModule
 from convattn.data.batch_augment import BatchTransform
-from convattn.data.decode_cache import Splits, cached_splits
+from convattn.data.decode_cache import Expected, Splits, cached_splits
 from convattn.errors import ConvattnError
 
 Split = tuple[torch.Tensor, torch.Tensor]  # (images (N, C, H, W), labels (N,))
@@ -159,7 +159,8 @@ class InMemoryDataModule(ClassificationDataModule):
         # What the decoded splits depend on: every option except how they are sampled/augmented.
         settings = {k: v for k, v in self.hparams.items() if k not in self.after_decode}
         settings |= {"module": type(self).__qualname__, "img_size": self.img_size}
-        splits = cached_splits(self.source_files(), settings, decode)
+        expected = Expected(self.in_chans, self.img_size, self.num_classes)
+        splits = cached_splits(self.source_files(), settings, decode, expected)
         return {
             split: TensorBatchDataset(images, labels) for split, (images, labels) in splits.items()
         }

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
-import pickle
+import zlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,7 @@ import torch
 
 from convattn.data.in_memory import InMemoryDataModule, Split
 from convattn.data.registry import register_dataset
+from convattn.data.safe_pickle import read_data_pickle
 from convattn.data.splits import stratified_holdout
 from convattn.errors import ConvattnError
 
@@ -125,7 +127,12 @@ class TorchvisionDataModule(InMemoryDataModule):
         images, labels = self.read_split(train=True)
         test_images, test_labels = self.read_split(train=False)
         for split, y in (("training", labels), ("test", test_labels)):
-            if len(y) and not 0 <= int(y.min()) <= int(y.max()) < self.num_classes:
+            if not len(y):  # nothing to learn from or to score: say so, not crash later
+                raise ConvattnError(
+                    f"The {split} files of {self.title} in {self.folder} hold no images; "
+                    f"expected {', '.join(self.expected_files())} as distributed."
+                )
+            if not 0 <= int(y.min()) <= int(y.max()) < self.num_classes:
                 raise ConvattnError(
                     f"The {split} labels of {self.title} in {self.folder} run from {int(y.min())} "
                     f"to {int(y.max())}; expected 0 to {self.num_classes - 1}."
@@ -151,7 +158,8 @@ def read_idx(path: Path) -> np.ndarray:
     """An unsigned-byte IDX file (MNIST's format), plain or gzip'd, as a numpy array.
 
     Header: two zero bytes, type 0x08 (ubyte), the number of dimensions, then one big-endian
-    uint32 per dimension; the bytes follow.
+    uint32 per dimension; the bytes follow. Raises ValueError on anything else (a truncated
+    or padded body, another element type), OSError/EOFError/zlib.error on a broken gzip.
     """
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
@@ -159,10 +167,12 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[:3] != b"\x00\x00\x08":
         raise ValueError(f"not an unsigned-byte IDX file (header {data[:4]!r})")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"the header of {ndim} dimensions is cut off after {len(data)} bytes")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(shape)):
-        raise ValueError(f"{body.size} bytes of data for shape {shape}: truncated")
+    if body.size != math.prod(shape):  # Python ints: no overflow on a crafted header
+        raise ValueError(f"{body.size} bytes of data for shape {shape}: truncated or padded")
     return body.reshape(shape)
 
 
@@ -200,18 +210,30 @@ class MNISTDataModule(TorchvisionDataModule):
 
     def read_split(self, train: bool) -> Split:
         prefix = "train" if train else "t10k"
-        try:
-            images = read_idx(self.idx_path(f"{prefix}-images-idx3-ubyte"))
-            labels = read_idx(self.idx_path(f"{prefix}-labels-idx1-ubyte"))
-            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise ValueError(f"images {images.shape} and labels {labels.shape} do not pair")
-        except (OSError, EOFError, ValueError) as err:
+        images = self.read_file(f"{prefix}-images-idx3-ubyte", "images (N, height, width)", 3)
+        labels = self.read_file(f"{prefix}-labels-idx1-ubyte", "labels (N)", 1)
+        if len(images) != len(labels):
             raise ConvattnError(
-                f"Could not read {self.title} from {self.folder}: the files must be the IDX files "
-                f"{', '.join(IDX_FILES)}, plain or .gz ({type(err).__name__}: {err})."
-            ) from None
+                f"{self.title}'s {prefix} files in {self.folder} do not pair: "
+                f"{len(images)} images but {len(labels)} labels; the images file and the "
+                "labels file must hold the same number of entries."
+            )
         images = torch.from_numpy(images.copy()).unsqueeze(1)
         return images, torch.from_numpy(labels.astype(np.int64))
+
+    def read_file(self, name: str, what: str, ndim: int) -> np.ndarray:
+        """One IDX file of `ndim` dimensions (none of them 0 but the count); errors name it."""
+        path = self.idx_path(name)
+        try:
+            array = read_idx(path)
+            if array.ndim != ndim or 0 in array.shape[1:]:
+                raise ValueError(f"shape {array.shape}, expected {what}")
+        except (OSError, EOFError, ValueError, zlib.error) as err:
+            raise ConvattnError(
+                f"Could not read {path} as {self.title} {what}: it must be the IDX file "
+                f"{name} as distributed, plain or .gz ({type(err).__name__}: {err})."
+            ) from None
+        return array
 
 
 @register_dataset("fashion_mnist")
@@ -263,26 +285,39 @@ class CIFAR10DataModule(TorchvisionDataModule):
     def read_split(self, train: bool) -> Split:
         images, labels = [], []
         for name in self.train_files if train else self.test_files:
-            entry = self.read_pickle(self.folder / name)
-            images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            labels.append(np.asarray(entry[self.label_key], dtype=np.int64))
+            rows, y = self.read_pickle(self.folder / name)
+            images.append(rows.reshape(-1, 3, 32, 32))
+            labels.append(y)
         return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
 
-    def read_pickle(self, path: Path) -> dict[str, Any]:
-        # CIFAR's official python version is pickles, read as torchvision reads them.
+    def read_pickle(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        """(uint8 rows (N, 3072), int64 labels (N,)) of one batch file.
+
+        CIFAR's official python version is pickles, read here with `safe_pickle` (plain
+        containers and numpy arrays only: the folder may be named by a foreign run dir).
+        """
         try:
-            with open(path, "rb") as f:
-                entry = pickle.load(f, encoding="latin1")
+            entry = read_data_pickle(path, f"a {self.title} batch")
             rows = np.asarray(entry["data"])
-            if rows.ndim != 2 or rows.shape[1] != 3072 or len(rows) != len(entry[self.label_key]):
-                raise ValueError(f"'data' has shape {rows.shape}")
-        except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError) as err:
+            labels = np.asarray(entry[self.label_key])
+            if rows.ndim != 2 or rows.shape[1] != 3072 or rows.dtype.kind not in "ui":
+                raise ValueError(f"'data' is {rows.dtype} of shape {rows.shape}")
+            if rows.dtype != np.uint8 and rows.size and not 0 <= rows.min() <= rows.max() <= 255:
+                raise ValueError(f"'data' runs from {rows.min()} to {rows.max()}")
+            if labels.ndim != 1 or len(labels) != len(rows) or labels.dtype.kind not in "ui":
+                raise ValueError(
+                    f"{len(rows)} rows but '{self.label_key}' is {labels.dtype} of shape "
+                    f"{labels.shape}"
+                )
+        except ConvattnError:
+            raise
+        except Exception as err:  # a broken pickle raises almost any type: all are bad input
             raise ConvattnError(
                 f"Could not read {path} as a {self.title} python-pickle batch: it must hold "
-                f"'data' (uint8 rows of 3072 values) and '{self.label_key}' (one per row) "
-                f"({type(err).__name__}: {err})."
-            ) from err
-        return entry
+                f"'data' (uint8 rows of 3072 values) and '{self.label_key}' (one integer per "
+                f"row) ({type(err).__name__}: {err})."
+            ) from None
+        return rows.astype(np.uint8, copy=False), labels.astype(np.int64, copy=False)
 
 
 @register_dataset("cifar100")

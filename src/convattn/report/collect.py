@@ -8,18 +8,22 @@ file and the reason, so the report lists it and goes on with the rest.
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from convattn.run.record import RECORD_NAME, RecordError, RunRecord
+from convattn.utils.checks import shown
 from convattn.utils.config_tree import flatten
 
 TEST_METRIC = "test/acc"
+# The fractions the tables average; any other must be NaN (not measured) or in [0, 1].
+FRACTION_METRICS = (TEST_METRIC, "test/f1_macro", "test/ece")
 REPORT_MARK = "convattn_report"  # in the config of a report's own W&B run: not a job
 
 
@@ -67,8 +71,9 @@ def dataset_name(target: str) -> str | None:
 
 
 def numeric_leaves(tree: Any) -> dict[str, float]:
-    """{"a": {"b": 0.1, "c": "x"}} -> {"a.b": 0.1}: the numbers a sweep can vary (no bools)."""
-    return {path: value for path, value in flatten(tree).items() if is_number(value)}
+    """{"a": {"b": 0.1, "c": "x"}} -> {"a.b": 0.1}: the numbers a sweep can vary (no bools;
+    no NaN, inf or integers past the float range, which no sweep sets and no axis can show)."""
+    return {path: value for path, value in flatten(tree).items() if is_finite_number(value)}
 
 
 def read_yaml(path: Path) -> Any:
@@ -162,7 +167,7 @@ def with_record(result: Job, job: Path) -> Job:
         if getattr(record, name) is not None:
             setattr(result, name, getattr(record, name))
     result.status, result.metrics, result.error = record.status, record.metrics, record.error
-    result.facts = record.to_dict()
+    result.facts = asdict(record)  # checked values: floats stay floats (inf too), never strings
     return check_completed(result, job / RECORD_NAME, record.split)
 
 
@@ -175,6 +180,8 @@ def check_completed(job: Job, source: Path, split: str | None = None) -> Job:
     if TEST_METRIC not in job.metrics:
         what = f"an evaluation of split={split}" if split and split != "test" else "test=false?"
         return skip(job, RecordError(f"completed but has no {TEST_METRIC} ({what})"), source)
+    if problem := fraction_problem(job.metrics):
+        return skip(job, RecordError(problem), source)
     if problem := type_problem(job):
         return skip(job, RecordError(problem), source)
     return job
@@ -184,19 +191,44 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def is_finite_number(value: Any) -> bool:
+    """A number that is neither NaN nor infinite, and fits a float."""
+    try:
+        return is_number(value) and math.isfinite(value)
+    except OverflowError:  # math.isfinite of an int past the float range
+        return False
+
+
+def fraction_problem(metrics: dict[str, Any]) -> str | None:
+    """What in a completed job's metrics cannot be a fraction, or None. A NaN or out-of-range
+    test accuracy is not averaged as if it were missing: the job is listed, saying so. The
+    other fractions the tables show may be NaN (not measured)."""
+    acc = metrics.get(TEST_METRIC)
+    if not (is_number(acc) and 0 <= acc <= 1):
+        return (
+            f"completed but {TEST_METRIC}={shown(acc)} is not a fraction in [0, 1] (the test "
+            "diverged, or the record was edited)"
+        )
+    for name in FRACTION_METRICS:
+        value = metrics.get(name, math.nan)
+        if not (is_number(value) and (math.isnan(value) or 0 <= value <= 1)):
+            return f"{name}={shown(value)} is not a fraction in [0, 1], nor NaN"
+    return None
+
+
 def type_problem(job: Job) -> str | None:
     """What in a job's facts has the wrong type (a hand-edited or foreign record), or None."""
     for name in ("arm", "size", "dataset"):
         if not isinstance(getattr(job, name), (str, type(None))):
-            return f"{name} must be a string, found {getattr(job, name)!r}"
+            return f"{name} must be a string, found {shown(getattr(job, name))}"
     if job.seed is not None and not (isinstance(job.seed, int) and is_number(job.seed)):
-        return f"seed must be an integer, found {job.seed!r}"
+        return f"seed must be an integer, found {shown(job.seed)}"
     for name in ("params", "wall_time_s"):
         if job.facts.get(name) is not None and not is_number(job.facts[name]):
-            return f"{name} must be a number, found {job.facts[name]!r}"
+            return f"{name} must be a number, found {shown(job.facts[name])}"
     profile = job.facts.get("profile") or {}
     if not isinstance(profile, dict) or not all(is_number(v) for v in profile.values()):
-        return f"profile must map names to numbers, found {profile!r}"
+        return f"profile must map names to numbers, found {shown(profile)}"
     return None
 
 
@@ -208,11 +240,13 @@ def wandb_job(run_dir: Path) -> Job | None:
     except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as err:
         why = getattr(err, "stderr", None) or str(err)  # wandb's own message when it has one
         return skip(Job(path=run_dir, status="skipped"), RecordError(why.strip()), run_dir)
-    values = summary.get("summary") or {}
-    config = summary.get("config") or {}
+    if not isinstance(summary, dict):
+        why = RecordError(f"W&B summary is a {type(summary).__name__}, not a mapping")
+        return skip(Job(path=run_dir, status="skipped"), why, run_dir)
+    values, config = section(summary, "summary"), section(summary, "config")
     if config.get(REPORT_MARK):
         return None
-    facts = config.get("facts") or {}
+    facts = section(config, "facts")
     metrics = {k: v for k, v in values.items() if k.startswith(("test/", "val/"))}
     profile = {k.removeprefix("profile/"): v for k, v in values.items() if k.startswith("profile/")}
     job = Job(

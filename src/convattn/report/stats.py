@@ -68,7 +68,12 @@ def baseline_of(key: GroupKey) -> GroupKey:
 def mean(values: list[float | None]) -> float:
     """Mean of the values present (None and NaN are missing measurements)."""
     present = [v for v in values if v is not None and not math.isnan(v)]
-    return statistics.fmean(present) if present else math.nan
+    if not present:
+        return math.nan
+    try:
+        return statistics.fmean(present)
+    except OverflowError:  # values near the float limit (1e308): their sum is past it
+        return sum(present) / len(present)  # inf (or nan for +inf and -inf), never a crash
 
 
 def std(values: list[float]) -> float:

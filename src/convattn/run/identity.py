@@ -1,10 +1,15 @@
-"""A run dir belongs to one experiment: the model, data, recipe and seed it was started with.
+"""A run dir belongs to one experiment: every setting that changes what is learnt.
+
+That is the model, the data (less where it lives and how it is loaded), the recipe, the seed,
+the trainer's result-changing settings (precision, clipping, accumulation, validation
+schedule, ...) and the callbacks that change the weights or pick the tested checkpoint (EMA,
+SWA, early stopping, `model_checkpoint.monitor`). Budgets, devices and logging are left out:
+extending a finished run, or moving it to other hardware, is a resume.
 
 Each checkpoint records that identity (`ResumeState` saves it). A restart in the same run dir
 (a Slurm requeue, or `hydra.run.dir=<dir>` after fixing a typo) compares it with the new config
-and stops, listing what differs, before anything in the dir is touched. Budgets
-(`trainer.max_epochs`, `max_steps`) may change: extending a finished run is a resume.
-`resume=force` resumes anyway; `ckpt_path=<file>` fine-tunes from a checkpoint on purpose.
+and stops, listing what differs, before anything in the dir is touched. `resume=force` resumes
+anyway; `ckpt_path=<file>` fine-tunes from a checkpoint on purpose.
 """
 
 from __future__ import annotations
@@ -21,12 +26,35 @@ from omegaconf import DictConfig, OmegaConf
 
 from convattn.data.registry import find_dataset, get_dataset, list_datasets
 from convattn.errors import ConvattnError
+from convattn.run import lock
 from convattn.run.resume import IDENTITY_KEY, resume_checkpoint
 from convattn.utils.config_tree import flatten
 
 log = logging.getLogger("convattn")
 
 RESUME_MODES = ("auto", "force")
+
+# Trainer settings that leave what is learnt unchanged: budgets, where and on how many devices
+# it runs, and logging. Every other trainer setting is part of the identity.
+TRAINER_NOT_IDENTITY = frozenset({
+    "_target_", "max_epochs", "max_steps", "max_time", "min_epochs", "min_steps",
+    "accelerator", "devices", "num_nodes", "strategy", "sync_batchnorm", "plugins",
+    "default_root_dir", "logger", "log_every_n_steps", "enable_progress_bar",
+    "enable_model_summary", "num_sanity_val_steps", "profiler", "barebones",
+})  # fmt: skip
+# Callbacks that only watch, log or save: left out. Every other callback is in the identity
+# with its whole config; a checkpoint callback only with what picks the tested checkpoint.
+WATCHERS = frozenset({
+    "lightning.pytorch.callbacks.LearningRateMonitor",
+    "lightning.pytorch.callbacks.RichModelSummary",
+    "lightning.pytorch.callbacks.ModelSummary",
+    "lightning.pytorch.callbacks.RichProgressBar",
+    "lightning.pytorch.callbacks.TQDMProgressBar",
+    "lightning.pytorch.callbacks.DeviceStatsMonitor",
+    "convattn.explain.callback.AttentionMapLogger",
+    "convattn.run.resume.ProgressCheckpoint",
+})  # fmt: skip
+CHECKPOINTS = "lightning.pytorch.callbacks.ModelCheckpoint"
 
 
 def plain(value: Any) -> Any:
@@ -44,17 +72,34 @@ def data_plumbing(target: Any) -> frozenset[str]:
     return frozenset().union(*(get_dataset(name).plumbing for name in list_datasets()))
 
 
-def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
-    """`model.*`, `data.*` (without paths and loader plumbing), `recipe.*` and `seed`, flat.
+def callback_identity(callbacks: Any) -> dict[str, Any]:
+    """The configured callbacks that change the result, by name (see `WATCHERS`)."""
+    out: dict[str, Any] = {}
+    for name, conf in (callbacks or {}).items():
+        target = conf.get("_target_") if OmegaConf.is_dict(conf) else None
+        if target is None or target in WATCHERS:
+            continue
+        if target == CHECKPOINTS:  # the tested checkpoint is the one `monitor` ranks best
+            if conf.get("monitor") is not None:
+                out[name] = {"monitor": conf.monitor, "mode": conf.get("mode", "min")}
+            continue
+        out[name] = plain(conf)
+    return out
 
-    Key by key, so a skipped data key is never resolved (its interpolation may not resolve
-    where the run is restarted)."""
-    plumbing = data_plumbing(cfg.data.get("_target_"))
-    groups = {name: cfg[name] for name in ("model", "data", "recipe")}
+
+def experiment_identity(cfg: DictConfig) -> dict[str, Any]:
+    """`model.*`, `data.*` (without paths and loader plumbing), `recipe.*`, `seed`, the
+    result-changing `trainer.*` settings and callbacks, flat.
+
+    Key by key, so a skipped key is never resolved (its interpolation may not resolve where the
+    run is restarted)."""
+    skip = {"data": data_plumbing(cfg.data.get("_target_")), "trainer": TRAINER_NOT_IDENTITY}
+    groups = {name: cfg[name] for name in ("model", "data", "recipe", "trainer") if name in cfg}
     tree = {
-        name: {key: plain(node[key]) for key in node if name != "data" or key not in plumbing}
+        name: {key: plain(node[key]) for key in node if key not in skip.get(name, ())}
         for name, node in groups.items()
     }
+    tree["callbacks"] = callback_identity(cfg.get("callbacks"))
     return {**flatten(tree), "seed": cfg.get("seed")}
 
 
@@ -69,6 +114,9 @@ def recorded_identity(ckpt: Path) -> dict[str, Any] | None:
 
 
 def identity_differences(recorded: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    # A checkpoint from before the identity covered the trainer and callbacks: those unchecked.
+    if not any(key.startswith(("trainer.", "callbacks.")) for key in recorded):
+        current = {k: v for k, v in current.items() if not k.startswith(("trainer.", "callbacks."))}
     keys = sorted(set(recorded) | set(current))
     missing = "(not set)"
     return [
@@ -142,10 +190,70 @@ class RunDirGuard(HydraCallback):
             check_resume_mode(config)
             existed = run_dir.is_dir()
             check_writable(run_dir)
-            if existed and not config.get("ckpt_path"):
+            if existed:  # its own checkpoints win over ckpt_path: check them either way
                 found = resume_checkpoint(run_dir, announce=False)
                 if found is not None:
                     check_same_experiment(config, found)
+            lock.acquire(run_dir)  # before Hydra writes .hydra/; held until the task ends
+        except ConvattnError as err:
+            logging.basicConfig(format="%(message)s")
+            log.error(str(err))
+            sys.exit(2)
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def grid_jobs(config: DictConfig) -> list[list[str]]:
+    """Each job's overrides, in the order Hydra's basic sweeper numbers the jobs."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def check_sweep_dir(config: DictConfig) -> None:
+    """A reused sweep dir: every job dir that holds checkpoints must be the job that runs
+    there now. Checked for all jobs before the first starts, since Hydra rewrites a job's
+    `.hydra/` before any per-job callback could look."""
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    if not sweep_dir.is_dir():
+        return
+    trained = {d: ckpt for d in sweep_dir.iterdir()
+               if d.is_dir() and (ckpt := resume_checkpoint(d, announce=False))}  # fmt: skip
+    if not trained:
+        return
+    subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir")
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER or subdir != "${hydra.job.num}":
+        raise ConvattnError(
+            f"The sweep dir {sweep_dir} holds trained jobs, and this sweep cannot say in advance "
+            "which job lands in which dir (only a grid sweep into numbered job dirs can). "
+            "Nothing was changed. Start a new sweep dir (drop hydra.sweep.dir)."
+        )
+    from hydra import compose
+
+    for num, overrides in enumerate(grid_jobs(config)):
+        job_dir = sweep_dir / str(num)
+        if job_dir in trained:
+            job = compose(config.hydra.job.config_name, overrides=overrides)
+            try:
+                check_same_experiment(job, trained[job_dir])
+            except ConvattnError as err:
+                raise ConvattnError(
+                    f"Job {num} of this sweep ({' '.join(overrides)}) would run in {job_dir}: {err}"
+                ) from None
+
+
+class SweepDirGuard(HydraCallback):
+    """Hydra callback: before a multirun starts, check a reused sweep dir job by job."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if "model" not in config:
+            return
+        try:
+            check_sweep_dir(config)
         except ConvattnError as err:
             logging.basicConfig(format="%(message)s")
             log.error(str(err))

@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -16,9 +17,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig
 
-from convattn.errors import find_user_error
+from convattn.errors import ConvattnError, find_user_error
+from convattn.run import lock
 from convattn.run.record import RunRecord, metrics_with_prefix
+from convattn.run.resume import CHECKPOINTS
 from convattn.run.tracking import log_final
+from convattn.utils.atomic import remove_stale_temps
 from convattn.utils.console import print_summary
 
 log = logging.getLogger("convattn")
@@ -41,6 +45,14 @@ def write_record(record: RunRecord, output_dir: str) -> None:
     """metrics.json and attempts.jsonl, from rank 0 only."""
     if rank_zero_only.rank == 0:
         record.write(output_dir)
+
+
+def remove_interrupted_writes(run_dir: str) -> None:
+    """Temp files of writes that a killed attempt left (a checkpoint's can be 50 MB). Under
+    the run dir's lock no other process writes here, so any age will do."""
+    for folder in (Path(run_dir), Path(run_dir) / CHECKPOINTS):
+        for path in remove_stale_temps(folder, older_than_s=0):
+            log.info("Removed %s, left by an interrupted write.", path)
 
 
 def finish(record: RunRecord, loggers: list, output_dir: str, start: float) -> dict[str, float]:
@@ -67,6 +79,21 @@ def task_wrapper(task: Task) -> Callable[[DictConfig], dict[str, float]]:
 
     @functools.wraps(task)
     def wrap(cfg: DictConfig) -> dict[str, float]:
+        # Before anything is written: a run refused for a busy dir leaves it as it was.
+        try:
+            lock.acquire(cfg.paths.output_dir)
+        except ConvattnError as err:
+            if not in_multirun():
+                raise
+            log.error(f"Job skipped, the sweep goes on: {err}")
+            return {}
+        try:
+            remove_interrupted_writes(cfg.paths.output_dir)
+            return run_and_record(cfg)
+        finally:
+            lock.release(cfg.paths.output_dir)
+
+    def run_and_record(cfg: DictConfig) -> dict[str, float]:
         start = time.time()
         record = RunRecord(
             task=cfg.task_name,

@@ -3,16 +3,14 @@
 Checkpoints are read with `torch.load(weights_only=True)`, so no pickled code can run. What a
 checkpoint or a run dir's `.hydra/config.yaml` names is checked before anything is built: the
 model must use convattn's backbone factory, the data a registered data module, the optimizer a
-`torch.optim` class, and no other `_target_` may appear (`allowed_target` below is the one
-allow-list). `convattn-eval`, `convattn-explain` and `convattn-report --deletion` all load
-through here.
+`torch.optim` class, and no other `_target_` may appear (`checkpoint_checks.allowed_target`
+is the one allow-list). `convattn-eval`, `convattn-explain` and `convattn-report --deletion`
+all load through here.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,41 +18,16 @@ from typing import Any
 import torch
 import yaml
 
-from convattn.backbones.registry import MODEL_FACTORY
 from convattn.classifier import ImageClassifier
 from convattn.data.base import ClassificationDataModule
 from convattn.data.registry import dataset_targets, find_dataset
 from convattn.errors import ConvattnError, find_user_error
-from convattn.utils.config_tree import TARGET, find_targets
-
-OPTIMIZER_TARGET = re.compile(r"torch\.optim\.[A-Z][A-Za-z0-9]*")
-SECTIONS = ("model", "optimizer", "data")
-
-
-def allowed_target(section: str, target: Any) -> bool:
-    """Whether a checkpoint or run dir may name `target` as the `_target_` of its `section`:
-    the model convattn's backbone factory, the optimizer a `torch.optim` class, the data a
-    registered data module (`convattn.data.registry`). Nothing else, anywhere."""
-    if not isinstance(target, str):
-        return False
-    if section == "model":
-        return target == MODEL_FACTORY
-    if section == "optimizer":
-        return OPTIMIZER_TARGET.fullmatch(target) is not None
-    if section == "data":
-        return find_dataset(target) is not None
-    raise ValueError(f"unknown config section {section!r}; one of {', '.join(SECTIONS)}")
-
-
-def check_section(
-    section: str, config: dict[str, Any], path: str = "", default: str | None = None
-) -> tuple[bool, list[str]]:
-    """One section of a config read from disk: (whether its own `_target_` may be named there,
-    where other `_target_` keys sit below it as dotted paths under `path`). A missing
-    `_target_` stands for `default`; with no default, leaving it out (or null) is allowed."""
-    target = config.get(TARGET, default)
-    allowed = (target is None and default is None) or allowed_target(section, target)
-    return allowed, find_targets({k: v for k, v in config.items() if k != TARGET}, path)
+from convattn.run.checkpoint_checks import (
+    CHECKPOINT_CHECKS,
+    check_section,
+    checked_hparams,
+    checked_value,
+)
 
 
 def resolve_checkpoint(
@@ -105,38 +78,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
             f"{path} is not a Lightning checkpoint (no state_dict); pass a checkpoint that "
             "convattn-train wrote."
         )
+    for key, check in CHECKPOINT_CHECKS.items():
+        if key in checkpoint:
+            checked_value(check, checkpoint[key], key, path)
     return checkpoint
-
-
-def checked_hparams(hparams: Any, source: Path) -> dict[str, Any]:
-    """The classifier's saved hyperparameters, refused unless they are plain convattn ones."""
-    if not isinstance(hparams, dict) or not isinstance(hparams.get("backbone"), dict):
-        raise ConvattnError(
-            f"{source} holds no convattn model hyperparameters; pass a checkpoint that "
-            "convattn-train wrote."
-        )
-    hparams = dict(hparams)
-    optimizer = dict(hparams.get("optimizer") or {})
-    backbone = hparams["backbone"]
-    problems = []
-    optimizer_ok, optimizer_nested = check_section("optimizer", optimizer, "optimizer")
-    if not optimizer_ok:
-        problems.append(f"optimizer _target_={optimizer['_target_']!r} (only torch.optim classes)")
-    model_ok, model_nested = check_section("model", backbone, "backbone", default=MODEL_FACTORY)
-    if not model_ok:
-        problems.append(f"model _target_={backbone['_target_']!r}")
-    rest = {k: v for k, v in hparams.items() if k not in ("optimizer", "backbone")}
-    nested = find_targets(rest) + optimizer_nested + model_nested
-    problems += [f"a _target_ at {where}" for where in nested]
-    unknown = set(hparams) - set(inspect.signature(ImageClassifier).parameters)
-    problems += [f"an unknown hyperparameter {name!r}" for name in sorted(unknown)]
-    if problems:
-        raise ConvattnError(
-            f"Refusing to load {source}: its saved config names {'; '.join(problems)}. A "
-            "convattn checkpoint builds only convattn's backbones with plain values; this file "
-            "was not written by convattn-train or was altered. Nothing in it was run."
-        )
-    return hparams
 
 
 def load_classifier(path: str | os.PathLike) -> ImageClassifier:
@@ -144,15 +89,29 @@ def load_classifier(path: str | os.PathLike) -> ImageClassifier:
     path = Path(path)
     checkpoint = read_checkpoint(path)
     hparams = checked_hparams(checkpoint.get("hyper_parameters"), path)
-    model = ImageClassifier(**hparams)
+    try:
+        model = ImageClassifier(**hparams)
+    except Exception as err:  # the checks above passed, yet the arm's builder refused them
+        raise ConvattnError(
+            f"Refusing to load {path}: its hyperparameters do not build a model "
+            f"({first_line(err)}); the file was altered or comes from another version. Pass a "
+            "checkpoint that convattn-train wrote."
+        ) from None
     try:
         model.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
         raise ConvattnError(
             f"{path}: its weights do not fit the model its hyperparameters describe "
-            f"({str(err).splitlines()[0]}); the file was altered or comes from another version."
+            f"({' '.join(str(err).split())[:400]}); the file was altered or comes from another "
+            "version."
         ) from None
     return model.eval()
+
+
+def first_line(err: BaseException) -> str:
+    """`Type: first line of the message`, at most 300 characters: enough to say why."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0][:300] if lines else ''}"
 
 
 def checked_data_config(config: Any, source: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from lightning.pytorch.callbacks import Callback, OnExceptionCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from convattn.errors import ConvattnError
+from convattn.utils.atomic import atomic_write
 
 log = logging.getLogger("convattn")
 
@@ -33,6 +35,7 @@ IDENTITY_KEY = "convattn_experiment"  # where ResumeState stores the run's ident
 # Ties in progress go to the first: last.ckpt is the end of an epoch, written on purpose.
 RESUME_NAMES = ("last.ckpt", "on_exception.ckpt", "best.ckpt")
 WANDB_ID_FILE = "wandb_run_id"
+WANDB_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what W&B accepts as a run id
 RNG_KEY = "convattn_rng_states"
 
 
@@ -192,13 +195,23 @@ def resume_checkpoint(run_dir: str | Path, announce: bool = True) -> Path | None
 def wandb_run_id(run_dir: str | Path) -> str:
     """The run dir's W&B run id: made on first use, read back when the run resumes.
 
+    Written atomically; a file that does not hold an id (emptied by a full disk, edited) is
+    replaced by a new id, with a warning: the W&B history then starts a new run.
     Only rank 0 writes it; other ranks never start a W&B run.
     """
     path = Path(run_dir) / WANDB_ID_FILE
-    if path.exists():
-        return path.read_text().strip()
+    try:
+        found = path.read_text(errors="replace").strip()
+    except FileNotFoundError:
+        found = None
+    except OSError as err:
+        raise ConvattnError(f"The W&B run id file {path} cannot be read ({err}).") from None
+    if found is not None and WANDB_ID.fullmatch(found):
+        return found
+    if found is not None:
+        log.warning("%s holds no W&B run id (%r); logging to a new W&B run.", path, found[:40])
     run_id = uuid.uuid4().hex[:8]
     if rank_zero_only.rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(run_id + "\n")
+        atomic_write(path, lambda f: f.write(f"{run_id}\n".encode()))
     return run_id

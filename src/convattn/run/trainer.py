@@ -3,6 +3,8 @@ and cluster plugins."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -23,6 +25,8 @@ from convattn.run.loggers import instantiate_callbacks, instantiate_loggers
 from convattn.run.resume import ResumeState, read_progress, resume_checkpoint
 from convattn.run.tracking import RunRecorder
 
+log = logging.getLogger("convattn")
+
 
 def check_budget(max_epochs: Any, max_steps: Any) -> None:
     """An endless run is a mistake on a shared cluster: max_epochs=-1 needs max_steps."""
@@ -35,19 +39,71 @@ def check_budget(max_epochs: Any, max_steps: Any) -> None:
         )
 
 
-def fit_checkpoint(cfg: DictConfig) -> str | None:
-    """Where fit starts: `ckpt_path` if given (checked readable), else the run dir's own most
-    advanced checkpoint if it was trained as this same experiment (a requeued or restarted
-    run), else None: a fresh start."""
+def fit_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
+    """Where fit starts: the run dir's own most advanced checkpoint if it has one (a requeued or
+    restarted run, checked to be this same experiment), else `ckpt_path` if given (checked
+    readable and of this model), else None: a fresh start.
+
+    The run dir's own checkpoint wins over `ckpt_path`: a fine-tune restarted with the same
+    command (as Slurm's requeue does) goes on from its own progress, not from its start point.
+    """
     check_resume_mode(cfg)
-    if cfg.get("ckpt_path"):
-        path, _ = resolve_checkpoint(cfg.ckpt_path, "ckpt_path")
-        read_progress(path)  # a truncated or foreign file: one paragraph, before training
-        return str(path)
     found = resume_checkpoint(cfg.paths.output_dir)
     if found is not None:
         check_same_experiment(cfg, found)
-    return str(found) if found else None
+        if cfg.get("ckpt_path"):
+            log.info(
+                "ckpt_path=%s is where this run started; it goes on from its own %s instead.",
+                cfg.ckpt_path,
+                found,
+            )
+        return str(found)
+    if cfg.get("ckpt_path"):
+        path, _ = resolve_checkpoint(cfg.ckpt_path, "ckpt_path")
+        check_weights_fit(model, path, "ckpt_path")
+        log.info("Fine-tuning from ckpt_path=%s", path)
+        return str(path)
+    return None
+
+
+def tested_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str:
+    """With train=false, the checkpoint to test: `ckpt_path`, else the run dir's best.ckpt.
+    A freshly initialised model is never tested (and never recorded as the run's result)."""
+    if cfg.get("ckpt_path"):
+        path, _ = resolve_checkpoint(cfg.ckpt_path, "ckpt_path")
+    else:
+        path = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+        if not path.is_file():
+            raise ConvattnError(
+                f"train=false tests a trained checkpoint, and the run dir {cfg.paths.output_dir} "
+                "has no checkpoints/best.ckpt. Pass ckpt_path=<a .ckpt file or a run dir> (e.g. "
+                "ckpt_path=logs/train/runs/<run>), or drop train=false to train first."
+            )
+    check_weights_fit(model, path, "ckpt_path" if cfg.get("ckpt_path") else "the run dir's")
+    log.info("train=false: testing %s", path)
+    return str(path)
+
+
+def check_weights_fit(model: L.LightningModule, path: Path, name: str) -> None:
+    """The checkpoint is readable and holds weights of exactly this model (names and shapes)."""
+    read_progress(path)  # a truncated or foreign file: one paragraph
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("state_dict")
+    wanted = model.state_dict()
+    if not isinstance(saved, dict):
+        saved = {}
+    missing = sorted(wanted.keys() - saved.keys())
+    extra = sorted(saved.keys() - wanted.keys())
+    shapes = [k for k in wanted.keys() & saved.keys()
+              if getattr(saved[k], "shape", None) != wanted[k].shape]  # fmt: skip
+    if missing or extra or shapes:
+        example = (missing or extra or shapes)[0]
+        raise ConvattnError(
+            f"{name} checkpoint {path} holds the weights of another model: {len(missing)} "
+            f"missing, {len(extra)} unexpected and {len(shapes)} of another shape (e.g. "
+            f"{example!r}) for model.arm={model.hparams.backbone.get('arm')!r} as configured. "
+            "Pass a checkpoint trained with this model config, or set the model config it was "
+            "trained with (its run dir's .hydra/config.yaml)."
+        )
 
 
 def build_trainer(cfg: DictConfig, recorder: RunRecorder) -> L.Trainer:
@@ -71,8 +127,8 @@ def build_trainer(cfg: DictConfig, recorder: RunRecorder) -> L.Trainer:
 def test_best(
     trainer: L.Trainer, model: L.LightningModule, datamodule: Any, ckpt: str | None
 ) -> None:
-    """Test the best checkpoint's weights (weights only, no callbacks; the recorder keeps the
-    metrics).
+    """Test the weights of `ckpt` (the best checkpoint; weights only, no callbacks), or the
+    model as it is when there is none. The recorder keeps the metrics.
 
     Not `trainer.test(ckpt_path=...)`: after fit, Lightning's EMA callback answers that load by
     restoring the raw weights, so the test would silently score the non-averaged model.

@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 from helpers.runs import only_run_dir, read_json, run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from convattn.cluster.seeding import seed_everything
 from convattn.errors import ConvattnError, error_chain, find_cause, find_user_error
 from convattn.train import train
 
@@ -69,3 +72,22 @@ def test_nonfinite_loss_names_step_and_leaves_checkpoint(tmp_path: Path) -> None
     record = read_json(run_dir / "metrics.json")
     assert (record["status"], record["global_step"]) == ("failed", step), record
     assert (run_dir / "train.log").read_text().count("training loss became") == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.integers(min_value=-(2**70), max_value=2**70), st.floats(), st.booleans(),
+        st.text(max_size=8), st.none(), st.lists(st.integers(), max_size=2),
+    )
+)  # fmt: skip
+def test_a_seed_is_an_integer_lightning_keeps_or_a_mistake(seed) -> None:
+    """Every seed either seeds the run as given or is refused in one paragraph; none is
+    silently replaced by a random seed (Lightning's answer to a seed outside numpy's range)."""
+    valid = isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= 2**32 - 1
+    if valid:
+        seed_everything(seed)
+        assert torch.initial_seed() == seed
+    else:
+        with pytest.raises(ConvattnError, match=r"is not a seed: it must be an integer"):
+            seed_everything(seed)

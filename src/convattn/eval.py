@@ -6,10 +6,10 @@ import time
 
 import hydra
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from convattn.cluster.seeding import seed_everything
 from convattn.config_dir import CONFIG_DIR
 from convattn.config_errors import hydra_entry
 from convattn.errors import ConvattnError, check_choice, instantiate_checked
@@ -24,6 +24,7 @@ from convattn.utils.quiet import quiet_libraries
 @task_wrapper
 def evaluate(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     start = time.time()
+    seed_everything(cfg.seed)
     if not cfg.get("ckpt_path"):
         raise ConvattnError(
             "ckpt_path is not set; pass the checkpoint to test, e.g. "
@@ -60,7 +61,6 @@ def evaluate(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
 def hydra_main(cfg: DictConfig) -> float | None:
     quiet_libraries()
-    torch.manual_seed(cfg.seed)
     if cfg.get("print_config"):
         print_config(cfg)
     return run_cli(evaluate, cfg)

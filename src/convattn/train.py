@@ -12,12 +12,12 @@ import sys
 import time
 
 import hydra
-import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from convattn.classifier import build_classifier
 from convattn.cluster.distributed import child_rank_argv, job_process_group
 from convattn.cluster.hardware import check_compile_with_sync_batchnorm
+from convattn.cluster.seeding import seed_everything
 from convattn.cluster.slurm import requeue_on_signal
 from convattn.config_dir import CONFIG_DIR
 from convattn.config_errors import hydra_entry
@@ -43,7 +43,7 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     start = time.time()
     check_budget(cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps"))
     check_compile_with_sync_batchnorm(cfg)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed_everything(cfg.seed)
     datamodule: ClassificationDataModule = instantiate_checked(cfg.data)
     config = OmegaConf.to_container(cfg, resolve=True)
     model = build_classifier(config["model"], config["recipe"], datamodule)  # before data loads

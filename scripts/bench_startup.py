@@ -95,7 +95,7 @@ import sys
 from pathlib import Path
 import numpy as np, torch
 from convattn.data.in_memory import resize_images
-from convattn.data.torchvision_sets import read_idx
+from convattn.data.idx_files import read_idx
 images = torch.from_numpy(read_idx(Path(sys.argv[1])).copy()).unsqueeze(1)
 np.save(sys.argv[2], resize_images(images, 32).numpy())
 """

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from convattn.utils.atomic import atomic_write
+
 JOB_DIR_ENV = "CONVATTN_JOB_DIR"
 
 
@@ -74,4 +76,5 @@ def write_rank_config(cfg: DictConfig, global_rank: int, world_size: int) -> Non
         return
     path = Path(cfg.paths.output_dir) / "ranks" / f"rank{global_rank}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    text = OmegaConf.to_yaml(cfg, resolve=True)
+    atomic_write(path, lambda f: f.write(text.encode()))

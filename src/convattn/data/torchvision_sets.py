@@ -17,9 +17,7 @@ hold-out (`val_fraction`, `split_seed`); test is the official test set.
 
 from __future__ import annotations
 
-import gzip
 import logging
-import math
 import os
 import zlib
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from convattn.data.idx_files import IDX_FILES, read_idx
 from convattn.data.in_memory import InMemoryDataModule, Split
 from convattn.data.registry import register_dataset
 from convattn.data.safe_pickle import read_data_pickle
@@ -144,36 +143,6 @@ class TorchvisionDataModule(InMemoryDataModule):
             "val": (images[val], labels[val]),
             "test": (test_images, test_labels),
         }
-
-
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An unsigned-byte IDX file (MNIST's format), plain or gzip'd, as a numpy array.
-
-    Header: two zero bytes, type 0x08 (ubyte), the number of dimensions, then one big-endian
-    uint32 per dimension; the bytes follow. Raises ValueError on anything else (a truncated
-    or padded body, another element type), OSError/EOFError/zlib.error on a broken gzip.
-    """
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[:3] != b"\x00\x00\x08":
-        raise ValueError(f"not an unsigned-byte IDX file (header {data[:4]!r})")
-    ndim = data[3]
-    if len(data) < 4 + 4 * ndim:
-        raise ValueError(f"the header of {ndim} dimensions is cut off after {len(data)} bytes")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != math.prod(shape):  # Python ints: no overflow on a crafted header
-        raise ValueError(f"{body.size} bytes of data for shape {shape}: truncated or padded")
-    return body.reshape(shape)
 
 
 @register_dataset("mnist")

@@ -1,6 +1,6 @@
 """Start-up cost: one-step `convattn-train` runs against the import floor of the stack.
 
-    python scripts/bench_startup.py [--rounds 5] [--markdown]
+    python scripts/bench_startup.py [--rounds 5] [--markdown] [--baseline CHECKOUT]
 
 Every process is fresh. Rounds alternate the commands, so drift in machine load hits all
 of them alike:
@@ -20,6 +20,11 @@ of them alike:
   (`MALLOC_MMAP_THRESHOLD_`), so freed activations go back to the OS at once instead of
   staying in the heap: what the step's peak would be without glibc's fast-path heap reuse
   (which a step pays for in speed; see the README).
+
+With `--baseline CHECKOUT` (another checkout of convattn, e.g. `git worktree add /tmp/old
+<commit>`), the digits and mnist_60k runs are also run from that checkout's `src/` (its
+`convattn.train:main`, the console script of that time), in the same rounds, and the ratio
+now / baseline is printed for each: is start-up faster or slower than before a change.
 
 The one-step runs skip validation, test, checkpoints and loggers other than CSV, so what is
 left is start-up: imports, config, data set-up, model build, one step. A warm-up round (not
@@ -120,9 +125,18 @@ def write_image_folder(root: Path, per_class: int, classes: int = 4) -> Path:
     return root
 
 
-def commands(work: Path, train: str) -> dict[str, list[str]]:
+BASELINE_TRAIN = "import sys; from convattn.train import main; sys.exit(main())"
+BASELINE_ROWS = ("digits", "mnist_60k")
+
+
+def commands(work: Path, train: str, baseline: Path | None = None) -> dict[str, list[str]]:
     def run(name: str, *overrides: str) -> list[str]:
         return [train, *ONE_STEP, f"hydra.run.dir={work / 'runs' / name}", *overrides]
+
+    def baseline_run(name: str, *overrides: str) -> list[str]:
+        # `env` execs python in the same process: os.wait4 still reports python's peak.
+        entry = ["env", f"PYTHONPATH={baseline / 'src'}", sys.executable, "-c", BASELINE_TRAIN]
+        return [*entry, *run(f"{name}_baseline", *overrides)[1:]]
 
     hand_step = [sys.executable, "-c", HAND_STEP, str(work / "decoded.npy")]
     return {
@@ -143,6 +157,16 @@ def commands(work: Path, train: str) -> dict[str, list[str]]:
             "data.img_size=64",
             "data.num_workers=2",
             "data.auto_augment=null",
+        ),
+        **(
+            {
+                "digits@baseline": baseline_run("digits"),
+                "mnist_60k@baseline": baseline_run(
+                    "mnist", "data=mnist", f"data.root={work / 'mnist'}"
+                ),
+            }
+            if baseline
+            else {}
         ),
     }
 
@@ -165,6 +189,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=60_000, help="MNIST-format train images")
     parser.add_argument("--folder-images", type=int, default=250, help="PNGs per class, 4 classes")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--baseline", type=Path, help="another checkout to compare start-up with")
     args = parser.parse_args()
     train = str(Path(sys.executable).with_name("convattn-train"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +198,7 @@ def main() -> None:
         write_decoded(work / "mnist", work / "decoded.npy")
         write_image_folder(work / "folder", args.folder_images)
         env = {**os.environ, "CONVATTN_CACHE_DIR": str(work / "cache"), "WANDB_MODE": "offline"}
-        cmds = commands(work, train)
+        cmds = commands(work, train, args.baseline)
         first = {name: timed(cmd, env) for name, cmd in cmds.items()}
         times: dict[str, list[tuple[float, float]]] = {name: [] for name in cmds}
         for _ in range(args.rounds):
@@ -199,6 +224,10 @@ def main() -> None:
     for name in ("digits", "mnist_60k", "imagefolder"):
         print(f"extra over floor, {name}: {median[name] - floor_s:.2f} s")
     print(f"peak memory, mnist_60k / hand_step: {peak['mnist_60k'] / peak['hand_step']:.2f}")
+    if args.baseline:
+        for name in BASELINE_ROWS:
+            ratio = median[name] / median[f"{name}@baseline"]
+            print(f"now / baseline, {name}: {ratio:.3f} (median s)")
     for name in ("mnist_60k", "mnist_60k_tcmalloc", "hand_step", "hand_step_fixed_mmap"):
         print(f"peak memory, {name} / (floor + decoded): {peak[name] / budget:.2f}  (target 1.15)")
 

@@ -7,10 +7,13 @@
 #   data_efficiency  4 arms x train fractions 0.03, 0.3 x seed 0, 400 steps; its report adds the
 #                    arms step's fraction-0.1 jobs, so the curves have three points
 #   lr_sensitivity   vit and hybrid x lr 3e-4, 3e-3, 1e-2 (33x) x seed 0, 400 steps
+#   arms_full        5 arms x seed 0 on the full training set, 4,000 steps each
+#                    (experiment=fashion_mnist_arms), in two lanes of its own, one thread each:
+#                    (resvit, vit) and (hybrid, cbam, cnn), balanced by measured cost (~1.5 h)
 # Each sweep is followed by its convattn-report (tables, curves, plots) under OUT/<step>/report.
-# With no STEP, all four run in two lanes at once, one CPU thread each, balanced to finish
-# together: (cnn_full, lr_sensitivity) and (arms, data_efficiency). Named steps run in order,
-# with torch's default threads.
+# With no STEP, the first four run in two lanes at once, one CPU thread each, balanced to finish
+# together: (cnn_full, lr_sensitivity) and (arms, data_efficiency); then arms_full. Named steps
+# run in order, with torch's default threads (arms_full always in its two lanes).
 # Full scale on a GPU or Slurm cluster: drop the narrowing overrides, e.g.
 #   convattn-train experiment=data_efficiency trainer=gpu hydra/launcher=slurm
 #   convattn-train experiment=lr_sensitivity trainer=gpu hydra/launcher=slurm
@@ -20,7 +23,7 @@ cd "$(dirname "$0")/.."
 OUT=${1:-logs/fashion_mnist_results}
 shift || true
 BIN=${VENV:-.venv}/bin
-STEPS=(cnn_full arms data_efficiency lr_sensitivity)
+STEPS=(cnn_full arms data_efficiency lr_sensitivity arms_full)
 mkdir -p "$OUT"
 common=(logger=csv callbacks.attention_maps=null profile=false)
 budget=(trainer.max_steps=400 trainer.val_check_interval=200)
@@ -58,6 +61,18 @@ step() {
       sweep lr_sensitivity lr_sensitivity model=vit,hybrid seed=0 \
         recipe.optimizer.lr=3e-4,3e-3,1e-2 "${budget[@]}"
       "$BIN/convattn-report" "$OUT/lr_sensitivity" -o "$OUT/lr_sensitivity/report" ;;
+    arms_full)
+      mkdir -p "$OUT/arms_full"
+      OMP_NUM_THREADS=1 sweep arms_full/lane1 fashion_mnist_arms model=resvit,vit \
+        > "$OUT/arms_full/lane1.log" 2>&1 &
+      local first=$!
+      OMP_NUM_THREADS=1 sweep arms_full/lane2 fashion_mnist_arms model=hybrid,cbam,cnn \
+        > "$OUT/arms_full/lane2.log" 2>&1 &
+      local status=0
+      wait "$first" || status=$?
+      wait $! || status=$?
+      "$BIN/convattn-report" "$OUT/arms_full" -o "$OUT/arms_full/report"
+      return "$status" ;;
   esac
 }
 
@@ -80,6 +95,7 @@ second=$!
 status=0
 wait "$first" || status=$?
 wait "$second" || status=$?
+[ "$status" -eq 0 ] && { step arms_full || status=$?; }
 echo "all steps $((SECONDS - start)) s (exit $status); logs: $OUT/lane1.log, $OUT/lane2.log" |
   tee -a "$OUT/wall_times.txt"
 exit "$status"

@@ -7,82 +7,14 @@ import per row). The README's "Mistakes and their messages" table lists the same
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers.runs import run_cli
-
-# (command, arguments, words the message must contain); {tmp} is the test's tmp dir.
-MISTAKES = [
-    ("convattn-train", ["recipe.optimizer.lr=nan"], ["recipe.optimizer.lr=nan", ">= 0"]),
-    ("convattn-train", ["recipe.optimizer.lr=-0.1"], ["recipe.optimizer.lr=-0.1", ">= 0"]),
-    ("convattn-train", ["recipe.optimizer.weight_decay=-1"], ["weight_decay=-1"]),
-    ("convattn-train", ["recipe.label_smoothing=1.0"], ["label_smoothing=1.0", "[0, 1)"]),
-    ("convattn-train", ["recipe.mixup.mixup_alpha=-1"], ["mixup.mixup_alpha=-1"]),
-    (
-        "convattn-train",
-        ["recipe.class_weights=[1.0,2.0]"],
-        ["recipe.class_weights=[1.0, 2.0]", "10 numbers"],
-    ),
-    ("convattn-train", ["trainer.max_epochs=-1"], ["trainer.max_epochs=-1", "max_steps"]),
-    ("convattn-train", ["train=false"], ["train=false", "checkpoints/best.ckpt", "ckpt_path="]),
-    ("convattn-train", ["seed=abc"], ["seed='abc'", "an integer in [0, 4294967295]"]),
-    ("convattn-train", ["seed=-1"], ["seed=-1", "an integer in [0, 4294967295]"]),
-    ("convattn-eval", ["seed=1.5", "ckpt_path=x.ckpt"], ["seed=1.5", "an integer"]),
-    ("convattn-train", ["data.batch_size=0"], ["data.batch_size=0"]),
-    ("convattn-train", ["data.eval_batch_size=-4"], ["data.eval_batch_size=-4"]),
-    ("convattn-train", ["data.val_fraction=1.5"], ["data.val_fraction=1.5"]),
-    ("convattn-train", ["data.train_fraction=0"], ["data.train_fraction=0"]),
-    ("convattn-train", ["data.img_size=4"], ["data.img_size=4"]),
-    ("convattn-train", ["data.imbalance=5"], ["data.imbalance=5"]),
-    ("convattn-train", ["data=mnist", "data.batch_size=0"], ["data.batch_size=0"]),
-    (
-        "convattn-train",
-        ["data=cifar10", "data.root={tmp}/none"],
-        ["CIFAR-10", "data.download=true"],
-    ),
-    ("convattn-train", ["data=imagefolder", "data.root={tmp}/none"], ["{tmp}/none"]),
-    ("convattn-train", ["model=transformerz"], ["model=transformerz", "cbam, cnn, hybrid, vit"]),
-    ("convattn-train", ["model.size=huge"], ["huge", "tiny"]),
-    ("convattn-train", ["recipe.optimzer.lr=1e-3"], ["did you mean", "recipe.optimizer.lr"]),
-    ("convattn-train", ["trainer.max_epoch=3"], ["did you mean", "trainer.max_epochs"]),
-    ("convattn-train", ["resume=maybe"], ["resume='maybe'", "resume=force"]),
-    ("convattn-train", ["ckpt_path={tmp}/nowhere.ckpt"], ["ckpt_path=", "no checkpoint file"]),
-    ("convattn-train", ["ckpt_path={tmp}/notes.ckpt"], ["notes.ckpt", "cannot be read"]),
-    ("convattn-train", ["ckpt_path={tmp}/truncated.ckpt"], ["truncated.ckpt", "cannot be read"]),
-    ("convattn-train", ["hydra.run.dir={tmp}/notes.ckpt/run"], ["notes.ckpt"]),
-    (
-        "convattn-eval",
-        ["ckpt_path={tmp}/nowhere.ckpt"],
-        ["ckpt_path='{tmp}/nowhere.ckpt'", "no checkpoint file"],
-    ),
-    (
-        "convattn-eval",
-        ["ckpt_path={tmp}/notes.ckpt"],
-        ["notes.ckpt", "could not be read as a convattn checkpoint"],
-    ),
-    ("convattn-eval", ["ckpt_path={tmp}/truncated.ckpt"], ["truncated.ckpt"]),
-    ("convattn-eval", ["ckpt_path={tmp}/notes.ckpt", "split=trian"], ["split"]),
-    ("convattn-explain", ["{tmp}/notes.ckpt"], ["notes.ckpt"]),
-    ("convattn-report", ["{tmp}/no_sweep_here"], ["no_sweep_here"]),
-    ("convattn-explain", ["{tmp}/notes.ckpt", "--device=tpu"], ["device='tpu'", "cuda:N"]),
-    (
-        "convattn-train",
-        ["trainer=ddp_cpu", "recipe.compile=true", "trainer.sync_batchnorm=true"],
-        ["recipe.compile=true", "trainer.sync_batchnorm=false"],
-    ),
-    (
-        "convattn-train",
-        ["-m", "hydra/launcher=slurm", "trainer=gpu", "seed=0,1"],
-        ["hydra.launcher.gpus_per_node=null", "gpus_per_node=1"],
-    ),
-    (
-        "convattn-train",
-        ["-m", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4", "seed=0,1"],
-        ["gpus_per_node=4", "tasks_per_node=1", "tasks_per_node=4"],
-    ),
-]
+from helpers.mistakes import CONFIG_ONLY, MISTAKES
+from helpers.runs import cli_env, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +46,51 @@ def test_every_mistake_is_one_paragraph_on_stderr_and_exit_2(row, planted: Path)
     assert any(all(w in block for w in words) for block in paragraphs(proc.stderr)), shown
     assert not [w for w in words if w in proc.stdout], shown
     assert proc.stderr.count("[ERROR]") <= 1, shown  # said once, not once per layer
+
+
+HEAVY = ("torch", "lightning", "timm", "wandb")
+# The console script's own entry point in a fresh interpreter that reports, as it exits,
+# which of the heavy modules were ever imported.
+PROBE = """
+import atexit, sys
+heavy = {heavy!r}
+atexit.register(lambda: print("heavy modules:", [m for m in heavy if m in sys.modules],
+                              file=sys.stderr))
+sys.argv = [{command!r}, *{args!r}]
+from convattn.cli import {entry}
+{entry}()
+"""
+
+
+@pytest.mark.parametrize("row", CONFIG_ONLY, ids=lambda row: " ".join([row[0], *row[1]]))
+def test_a_config_mistake_is_answered_before_the_heavy_stack(row, planted: Path) -> None:
+    """Exit 2 with its paragraph, and torch, Lightning, timm and wandb never imported."""
+    command, args, words = row
+    args = [a.replace("{tmp}", str(planted)) for a in args]
+    words = [w.replace("{tmp}", str(planted)) for w in words]
+    entry = {"convattn-train": "train", "convattn-eval": "evaluate"}[command]
+    probe = PROBE.format(heavy=HEAVY, command=command, args=args, entry=entry)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=planted, env=cli_env(), capture_output=True,
+        text=True, timeout=60,
+    )  # fmt: skip
+    shown = f"stderr:\n{proc.stderr[-1500:]}"
+    assert proc.returncode == 2, shown
+    assert "heavy modules: []" in proc.stderr, shown
+    assert any(all(w in block for w in words) for block in paragraphs(proc.stderr)), shown
+
+
+@pytest.mark.parametrize("command", ["convattn-train", "convattn-eval"])
+@pytest.mark.parametrize("flags", [["--help"], ["--cfg", "job"]])
+def test_help_and_cfg_print_without_the_heavy_stack(command: str, flags: list[str]) -> None:
+    entry = {"convattn-train": "train", "convattn-eval": "evaluate"}[command]
+    probe = PROBE.format(heavy=HEAVY, command=command, args=flags, entry=entry)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], env=cli_env(), capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert "heavy modules: []" in proc.stderr, proc.stderr[-1500:]
+    assert ("Powered by Hydra" if flags == ["--help"] else "seed: 42") in proc.stdout
 
 
 def test_the_table_covers_every_entry_point() -> None:

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 
 from convattn.backbones import build_backbone
 from convattn.backbones.registry import MODEL_FACTORY
-from convattn.config_dir import CONFIG_DIR
+from convattn.config.check import check_config
+from convattn.config.location import CONFIG_DIR
 from convattn.data import find_dataset, get_dataset, list_datasets
 from convattn.data.base import ClassificationDataModule
 from convattn.data.registry import target_path
@@ -56,6 +57,7 @@ def test_every_group_has_options() -> None:
 def test_train_option_composes(train_cfg, group: str, option: str) -> None:
     cfg = train_cfg([f"{group}={option}"])
     assert cfg.hydra.runtime.choices[group] == option  # the option chosen, not the default
+    check_config(cfg)  # every shipped option passes the check before the heavy imports
     assert cfg.data and cfg.model.arm and cfg.trainer._target_
     if group == "model":
         assert cfg.model.arm == option
@@ -91,10 +93,14 @@ def test_default_objects_instantiate(train_cfg) -> None:
 def test_run_dirs_are_unique_within_a_second(tmp_path: Path) -> None:
     """Four commands started at once (two runs, two multiruns) get four dirs of their own.
 
-    Each stops at a mistake found inside the job (data.img_size=4), after Hydra made its dir."""
+    Each stops at a mistake found inside the job (no dataset files where data.root points),
+    after Hydra made its dir."""
     calls = [[], [], ["-m"], ["-m"]]
-    procs = [warm_server().start("convattn-train", [*c, "data.img_size=4", "logger=csv"],
-                                 tmp_path, cli_env()) for c in calls]  # fmt: skip
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    mistake = ["data=cifar10", f"data.root={empty}", "logger=csv"]
+    procs = [warm_server().start("convattn-train", [*c, *mistake], tmp_path, cli_env())
+             for c in calls]  # fmt: skip
     for proc in procs:
         proc.result(timeout=120)
     logs = tmp_path / "logs" / "train"
@@ -180,6 +186,7 @@ def test_every_experiment_point_composes_and_builds(tmp_path, preset: str) -> No
     points = sweep_points(params) if params else [[]]
     for point in points:
         cfg = compose_config("train", [f"experiment={preset}", *point], tmp_path / "p")
+        check_config(cfg)
         for group in ("data", "model"):
             assert instantiate_group(cfg, group)
         for override in point:
@@ -202,6 +209,7 @@ def test_hparams_search_space_composes_at_its_bounds(tmp_path) -> None:
                 "train", ["hparams_search=digits_optuna", f"{key}={bound}"], tmp_path
             )
             assert OmegaConf.select(point, key) == pytest.approx(float(bound))
+            check_config(point)
             assert instantiate_group(point, "model")
 
 

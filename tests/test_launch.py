@@ -51,7 +51,8 @@ def libraries_while_running(cmd: list[str], cwd: Path) -> set[str]:
 
 @pytest.mark.parametrize("opt_in", [False, True], ids=["plain", "scripts/tcmalloc.sh"])
 def test_tcmalloc_only_when_asked_for(opt_in: bool, tmp_path: Path) -> None:
-    cmd = [str(BIN / "convattn-train"), "--help"]
+    # a checkpoint that is not there: the config passes, torch loads, the command stops
+    cmd = [str(BIN / "convattn-eval"), f"ckpt_path={tmp_path / 'missing.ckpt'}"]
     if opt_in:
         cmd = ["bash", str(REPO / "scripts" / "tcmalloc.sh"), *cmd]
     libraries = libraries_while_running(cmd, tmp_path)

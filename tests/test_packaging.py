@@ -29,7 +29,7 @@ def test_wheel_ships_configs_and_runs_elsewhere(tmp_path: Path) -> None:
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
     # PYTHONPATH puts the installed copy ahead of the editable checkout on sys.path.
     env = {**os.environ, "PYTHONPATH": str(site)}
-    probe = "import convattn.config_dir as c, convattn; print(c.CONFIG_DIR, convattn.__file__)"
+    probe = "import convattn.config.location as c, convattn; print(c.CONFIG_DIR, convattn.__file__)"
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=work, env=env, capture_output=True, text=True, check=True
     ).stdout.split()

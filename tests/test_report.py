@@ -162,6 +162,38 @@ def test_per_arm_mean_std_and_compute_overhead(tmp_path: Path) -> None:
     assert "All jobs completed." in text and "Skipped" not in text
 
 
+def test_rows_carry_their_budget_and_mixed_budgets_are_said(tmp_path: Path) -> None:
+    """Steps and training images are columns; a table mixing budgets says so, row by row."""
+    sweep = tmp_path / "sweep"
+    budgets = {"cnn": [(4000, 54000)] * 2, "vit": [(400, 5400)] * 2, "hybrid": [(4000, 54000)] * 2}
+    budgets["hybrid"][1] = (3500, 54000)  # one seed stopped early
+    n = 0
+    for arm, runs in budgets.items():
+        for seed, (steps, images) in enumerate(runs):
+            write_job(sweep, n, arm, seed, 0.9, global_step=steps, train_images=images)
+            n += 1
+    rc, out = report(tmp_path)
+    assert rc == 0
+    rows = {r["arm"]: r for r in read_csv(out / "report.csv")}
+    assert (
+        float(rows["cnn"]["global_steps"]) == 4000 and float(rows["cnn"]["train_images"]) == 54000
+    )
+    assert float(rows["vit"]["global_steps"]) == 400 and float(rows["vit"]["train_images"]) == 5400
+    text = (out / "report.md").read_text()
+    assert md_row(section(text, "## Per arm"), "| cnn | tiny | digits | 2 | 4,000 | 54,000 |")
+    notes = section(text, "## Notes")
+    assert "the hybrid row averages seeds that ran 3,500–4,000 optimizer steps" in notes
+    assert "cnn 4,000 steps on 54,000 images, hybrid 3,750 steps on 54,000 images" in notes
+    assert "vit 400 steps on 5,400 images" in notes and "not comparable" in notes
+
+
+def test_one_budget_needs_no_note(tmp_path: Path) -> None:
+    for n, arm in enumerate(["cnn", "vit"]):
+        write_job(tmp_path / "sweep", n, arm, 0, 0.9, global_step=4000, train_images=54000)
+    rc, out = report(tmp_path)
+    assert rc == 0 and "Budget" not in (out / "report.md").read_text()
+
+
 def test_pairs_only_shared_seeds_with_a_scipy_interval(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     vit = {0: 0.70, 1: 0.91, 2: 0.88}
@@ -607,7 +639,7 @@ def test_swept_key_splits_the_per_arm_table_and_the_pairs(tmp_path: Path) -> Non
     assert rc == 0
     text = (out / "report.md").read_text()
     assert "## Per arm and `data.train_fraction`" in text
-    assert md_row(text, "| vit | tiny | digits | 0.1 | 3 | 62.00 ± 2.00 |")
+    assert md_row(text, "| vit | tiny | digits | 0.1 | 3 | – | – | 62.00 ± 2.00 |")
     pairs = text.split("## Against the conv-only baseline")[1]
     assert "at the same `data.train_fraction`" in pairs.splitlines()[0]
     diffs = [FRACTIONS["vit"][0.1][s] - FRACTIONS["cnn"][0.1][s] for s in range(3)]

@@ -92,6 +92,25 @@ def test_bench_startup_prints_the_extra_over_the_floor(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_bench_mistakes_times_every_config_mistake_beside_the_floor(tmp_path: Path) -> None:
+    """One row per config-only mistake of the table, plus --help and --cfg job of both
+    commands, each with its ratio to the floor from the same run (every command's exit
+    status is checked by the script itself)."""
+    from helpers.mistakes import CONFIG_ONLY
+
+    out = run_script("bench_mistakes.py", "--rounds", "1", "--markdown", cwd=tmp_path)
+    rows = markdown_rows(out)
+    floor = [row for row in rows if row[0].startswith("floor")]
+    assert len(floor) == 1 and len(rows) == 1 + 4 + len(CONFIG_ONLY), out
+    floor_s = float(floor[0][1])
+    for name, seconds, ratio, _ in rows:
+        assert float(ratio) == pytest.approx(float(seconds) / floor_s, abs=0.06), name
+    summary = re.search(r"(\d+) commands: slowest ([0-9.]+) s", out)
+    assert int(summary.group(1)) == len(rows) - 1, out
+    assert float(summary.group(2)) == max(float(r[1]) for r in rows[1:]), out
+
+
+@pytest.mark.slow
 def test_bench_overhead_image_folder_prints_a_ratio(tmp_path: Path) -> None:
     out = run_script(
         "bench_overhead.py", "--imagefolder", "--images", "60", "--rounds", "1", cwd=tmp_path

@@ -15,6 +15,7 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convattn.backbones import Backbone, build_backbone
+from convattn.config.recipe import check_recipe
 from convattn.errors import ConvattnError
 from convattn.metrics import eval_metrics
 from convattn.schedule import warmup_cosine
@@ -22,37 +23,6 @@ from convattn.schedule import warmup_cosine
 
 class NonFiniteLossError(ConvattnError):
     """The training loss became NaN or infinite."""
-
-
-def check_recipe(
-    optimizer: dict[str, Any], label_smoothing: float, mixup: dict[str, Any] | None
-) -> None:
-    """Numbers that would train silently wrong (or NaN) are refused before anything is built."""
-
-    def refuse(key: str, value: Any, valid: str) -> None:
-        raise ConvattnError(f"recipe.{key}={value!r} is not valid: it must be {valid}.")
-
-    def number(value: Any) -> float | None:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            return None
-
-    def non_negative(value: Any) -> bool:
-        return number(value) is not None and 0 <= number(value) < math.inf
-
-    for key in ("lr", "weight_decay"):
-        value = optimizer.get(key)
-        if value is not None and not non_negative(value):
-            refuse(f"optimizer.{key}", value, "a finite number >= 0 (e.g. 1e-3)")
-    smoothing = number(label_smoothing)
-    if smoothing is None or not 0 <= smoothing < 1:
-        refuse("label_smoothing", label_smoothing, "in [0, 1), e.g. 0.1")
-    for key, value in (mixup or {}).items():
-        if key.endswith("alpha") and not (
-            number(value) is not None and 0 <= number(value) < math.inf
-        ):
-            refuse(f"mixup.{key}", value, "a finite number >= 0 (0 turns it off)")
 
 
 class ImageClassifier(L.LightningModule):
@@ -79,7 +49,8 @@ class ImageClassifier(L.LightningModule):
         class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
-        check_recipe(optimizer, label_smoothing, mixup)
+        # The same types and rules as the config met before the heavy imports.
+        check_recipe(optimizer, scheduler, label_smoothing, mixup, class_weights, num_classes)
         self.save_hyperparameters()
         self.backbone: Backbone = build_backbone(
             backbone, in_chans=in_chans, num_classes=num_classes, img_size=img_size
@@ -130,11 +101,6 @@ class ImageClassifier(L.LightningModule):
         weights = self.hparams.class_weights
         if weights is None:
             return None
-        if isinstance(weights, str) or len(weights) != self.hparams.num_classes:
-            raise ConvattnError(
-                f"recipe.class_weights={weights!r} must be null, 'balanced' or a list of "
-                f"{self.hparams.num_classes} numbers (one per class)."
-            )
         return torch.as_tensor(list(weights), dtype=torch.float32)
 
     def build_mixup(self) -> Any:
@@ -142,12 +108,6 @@ class ImageClassifier(L.LightningModule):
         cfg = dict(self.hparams.mixup or {})
         if not (cfg.get("mixup_alpha", 0.0) > 0 or cfg.get("cutmix_alpha", 0.0) > 0):
             return None
-        if self.hparams.class_weights is not None:
-            raise ConvattnError(
-                f"recipe.class_weights={self.hparams.class_weights!r} cannot be combined with "
-                "mixup/cutmix (soft targets); set recipe.mixup.mixup_alpha=0 and "
-                "recipe.mixup.cutmix_alpha=0, or recipe.class_weights=null."
-            )
         from timm.data import Mixup  # timm.data is big: imported only when mixing
 
         return Mixup(

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 
-import hydra
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from convattn.cluster.seeding import seed_everything
-from convattn.config_dir import CONFIG_DIR
-from convattn.config_errors import hydra_entry
+from convattn.config.check import check_config
 from convattn.errors import ConvattnError, check_choice, instantiate_checked
 from convattn.run.lifecycle import run_cli, task_wrapper, write_record
 from convattn.run.load import check_data_matches, load_classifier, resolve_checkpoint
@@ -24,6 +22,7 @@ from convattn.utils.quiet import quiet_libraries
 @task_wrapper
 def evaluate(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     start = time.time()
+    check_config(cfg)
     seed_everything(cfg.seed)
     if not cfg.get("ckpt_path"):
         raise ConvattnError(
@@ -44,8 +43,8 @@ def evaluate(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
         split=split,
     )
     trainer: L.Trainer = instantiate(cfg.trainer, logger=instantiate_loggers(cfg.get("logger")))
-    run = trainer.test if split == "test" else trainer.validate
-    run(model, datamodule=datamodule, verbose=False)
+    run_split = trainer.test if split == "test" else trainer.validate
+    run_split(model, datamodule=datamodule, verbose=False)
     record.update(
         status="completed",
         metrics=metrics_with_prefix(trainer.callback_metrics, f"{split}/"),
@@ -58,18 +57,15 @@ def evaluate(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     return record.metrics
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")
-def hydra_main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
+    """The Hydra job of `convattn-eval` (`convattn.cli.eval_job`), once its config passed."""
     quiet_libraries()
     if cfg.get("print_config"):
         print_config(cfg)
     return run_cli(evaluate, cfg)
 
 
-def main() -> None:
-    """Console entry point: config mistakes exit 2 with "did you mean" hints."""
-    hydra_entry(hydra_main, "eval")
-
-
 if __name__ == "__main__":
+    from convattn.cli import evaluate as main
+
     main()

@@ -1,26 +1,21 @@
 """`convattn-train`: fit a classifier, then test its best checkpoint.
 
-Before `train()` runs, the Hydra callbacks of conf/hydra/default.yaml check what the config
-alone can show, before Hydra writes anything into the run dir: `convattn.run.identity.RunDirGuard`
-(the run dir is writable and holds no other experiment) and
-`convattn.cluster.slurm.SlurmRequestCheck` (a Slurm GPU request fits the trainer).
+The console script is `convattn.cli.train`: before this module (and torch) loads, the Hydra
+callbacks of conf/hydra/default.yaml (`convattn.config.guards`) check the config, then the run
+dir (writable, no other experiment in it), before Hydra writes anything there.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from convattn.classifier import build_classifier
-from convattn.cluster.distributed import child_rank_argv, job_process_group
-from convattn.cluster.hardware import check_compile_with_sync_batchnorm
+from convattn.cluster.distributed import job_process_group
 from convattn.cluster.seeding import seed_everything
 from convattn.cluster.slurm import requeue_on_signal
-from convattn.config_dir import CONFIG_DIR
-from convattn.config_errors import hydra_entry
+from convattn.config.check import check_config
 from convattn.data.base import ClassificationDataModule
 from convattn.errors import instantiate_checked
 from convattn.run.lifecycle import finish, run_cli, task_wrapper
@@ -28,7 +23,6 @@ from convattn.run.record import RunRecord
 from convattn.run.tracking import RunRecorder, run_facts
 from convattn.run.trainer import (
     build_trainer,
-    check_budget,
     fit_checkpoint,
     test_best,
     tested_checkpoint,
@@ -41,8 +35,7 @@ from convattn.utils.quiet import quiet_libraries
 def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     """Build data, model and trainer; fit; test the best checkpoint; record."""
     start = time.time()
-    check_budget(cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps"))
-    check_compile_with_sync_batchnorm(cfg)
+    check_config(cfg)  # again here: a DDP rank or a sweeper plugin may bring it another way
     seed_everything(cfg.seed)
     datamodule: ClassificationDataModule = instantiate_checked(cfg.data)
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -63,19 +56,15 @@ def train(cfg: DictConfig, record: RunRecord) -> dict[str, float]:
     return finish(record, trainer.loggers, cfg.paths.output_dir, start)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
+def run(cfg: DictConfig) -> float | None:
+    """The Hydra job of `convattn-train` (`convattn.cli.train_job`), once its config passed."""
     quiet_libraries()
     if cfg.get("print_config"):
         print_config(cfg)
     return run_cli(train, cfg)
 
 
-def main() -> None:
-    """Console entry point; a DDP child rank re-composes its job's saved config instead."""
-    sys.argv = child_rank_argv(sys.argv)
-    hydra_entry(hydra_main, "train")
-
-
 if __name__ == "__main__":
+    from convattn.cli import train as main
+
     main()

@@ -13,7 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from convattn.config_dir import CONFIG_DIR
+from convattn.config.location import CONFIG_DIR
 
 from .warm import warm_server, with_tests_on_path
 

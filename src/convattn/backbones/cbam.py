@@ -20,18 +20,10 @@ from torch import nn
 
 from convattn.backbones.base import Backbone
 from convattn.backbones.capture import eval_mode, record
-from convattn.backbones.cnn import CNN_PRESETS, create_timm_cnn, is_resnet
+from convattn.backbones.cnn import create_timm_cnn, is_resnet
+from convattn.backbones.options import STAGES, check_attn_args
 from convattn.backbones.registry import register_arm
 from convattn.errors import ConvattnError
-
-# CBAM's reduced MLP adds ~C^2/8 per block against ~18 C^2 for its convs: cnn widths keep
-# the parameter count within ~1 % of the cnn arm.
-CBAM_PRESETS = {size: dict(kwargs) for size, kwargs in CNN_PRESETS.items()}
-
-# Channel + spatial (cbam, lcbam = timm's lighter variant) or channel-only (se, eca) gates.
-ATTN_LAYERS = ("cbam", "lcbam", "se", "eca", "none")
-STAGES = (1, 2, 3, 4)
-
 
 # Lean forwards of timm's CBAM gates: the same values, faster training. Where timm's time went
 # in eager mode (tiny preset, CPU, the cbam arm's step ~1.6x the cnn arm's; now ~1.3x):
@@ -178,25 +170,7 @@ class CbamBackbone(Backbone):
         return {n: maps[n] for n in targets}
 
 
-def check_attn_args(attn_layer: str, attn_stages: Sequence[int]) -> tuple[int, ...]:
-    """Validate the two ablation axes; returns the stages as a tuple of ints."""
-    if attn_layer not in ATTN_LAYERS:
-        raise ConvattnError(
-            f"model.attn_layer={attn_layer!r} is not an attention type of the cbam arm; valid: "
-            f"{', '.join(ATTN_LAYERS)} (cbam/lcbam gate channels and space, se/eca only "
-            "channels, none is the plain cnn arm)."
-        )
-    stages = tuple(int(s) for s in attn_stages)
-    bad = [s for s in stages if s not in STAGES]
-    if bad:
-        raise ConvattnError(
-            f"model.attn_stages={list(attn_stages)!r} names stage(s) {bad} that do not exist; "
-            f"a ResNet has stages {', '.join(map(str, STAGES))}, e.g. attn_stages=[3,4]."
-        )
-    return stages
-
-
-@register_arm("cbam", CBAM_PRESETS)
+@register_arm("cbam")
 def cbam(
     *,
     in_chans: int,

@@ -11,13 +11,6 @@ from convattn.backbones.base import Backbone
 from convattn.backbones.registry import register_arm
 from convattn.errors import ConvattnError
 
-# ResNet stage widths; tiny ~0.7M params, small ~2.8M, base = resnet18 (~11M) for 10 classes.
-CNN_PRESETS = {
-    "tiny": {"channels": (16, 32, 64, 128)},
-    "small": {"channels": (32, 64, 128, 256)},
-    "base": {"channels": (64, 128, 256, 512)},
-}
-
 # Below this size a 7x7/2 conv + max-pool throws away most of the image before the first stage.
 SMALL_IMAGE_MAX = 64
 
@@ -86,7 +79,7 @@ class CNNBackbone(Backbone):
     arm = "cnn"
 
 
-@register_arm("cnn", CNN_PRESETS)
+@register_arm("cnn")
 def cnn(
     *,
     in_chans: int,

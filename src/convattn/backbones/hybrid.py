@@ -13,46 +13,21 @@ import functools
 from timm.layers import HybridEmbed
 from timm.models.vision_transformer_hybrid import ConvStem
 
+from convattn.backbones.options import stem_depth
 from convattn.backbones.registry import register_arm
-from convattn.backbones.vit import VIT_PRESETS, TransformerBackbone, build_vit, check_patch_size
-from convattn.errors import ConvattnError
-
-# Same transformer as the vit arm; the stem (~2-3 % of the parameters) replaces the patchify conv.
-HYBRID_PRESETS = {
-    size: {**kwargs, "stem_channels": kwargs["embed_dim"] // 2}
-    for size, kwargs in VIT_PRESETS.items()
-}
+from convattn.backbones.vit import TransformerBackbone, build_vit
 
 
 class HybridBackbone(TransformerBackbone):
     arm = "hybrid"
 
 
-def stem_depth(patch_size: int, img_size: int) -> int:
-    """Number of stride-2 stem layers whose total stride is `patch_size` (a power of two)."""
-    if patch_size < 2 or patch_size & (patch_size - 1):
-        valid = [2**k for k in range(1, 6) if img_size % 2**k == 0]
-        raise ConvattnError(
-            f"model.patch_size={patch_size} is not a power of two, but the hybrid arm's conv "
-            f"stem is a stack of stride-2 layers, so its total stride (the patch size) must be "
-            f"one; valid patch sizes for {img_size}x{img_size} images: "
-            f"{', '.join(map(str, valid))}."
-        )
-    check_patch_size(patch_size, img_size, note=" (the hybrid stem's total stride)")
-    return patch_size.bit_length() - 1
-
-
 def conv_stem(in_chans: int, depth: int, channels: int) -> ConvStem:
     """`depth` stride-2 3x3 convs widening to `channels` (halving backwards, timm's default)."""
-    if channels >> (depth - 1) < 1:
-        raise ConvattnError(
-            f"model.stem_channels={channels} is too narrow for a {depth}-layer stem: widths "
-            f"halve towards the input, so use at least {2 ** (depth - 1)}."
-        )
     return ConvStem(in_chans=in_chans, depth=depth, channels=channels, stride=(2,) * depth)
 
 
-@register_arm("hybrid", HYBRID_PRESETS)
+@register_arm("hybrid")
 def hybrid(
     *,
     in_chans: int,

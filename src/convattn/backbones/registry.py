@@ -1,24 +1,43 @@
-"""A timm-style registry of arms: `create_backbone("vit", size="tiny", ...)`."""
+"""A timm-style registry of arms: `create_backbone("vit", size="tiny", ...)`.
+
+An arm is two halves: its options (`convattn.backbones.options`: types, presets, rules; no
+torch) and its builder, registered here under the same name.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
+import convattn.backbones
 from convattn.backbones.base import Backbone
+from convattn.backbones.options import options_of
+from convattn.config.typed import typed
 from convattn.errors import ConvattnError, check_choice
 from convattn.utils.config_tree import TARGET, find_targets
 
 _ARMS: dict[str, Callable[..., Backbone]] = {}
-_PRESETS: dict[str, dict[str, dict[str, Any]]] = {}
+_loaded = False
 
 
-def register_arm(name: str, presets: dict[str, dict[str, Any]]) -> Callable:
-    """Register a builder `fn(in_chans, num_classes, img_size, **arm_kwargs)` with size presets."""
+def load_arms() -> None:
+    """Import every module of the package once, so that every arm has registered itself."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in pkgutil.iter_modules(convattn.backbones.__path__):
+            importlib.import_module(f"convattn.backbones.{module.name}")
+
+
+def register_arm(name: str) -> Callable:
+    """Register a builder `fn(in_chans, num_classes, img_size, **arm_kwargs)` for the arm whose
+    options are declared as `name` in `convattn.backbones.options`."""
+    options_of(name)  # an arm without declared options cannot be checked before it is built
 
     def wrap(fn: Callable[..., Backbone]) -> Callable[..., Backbone]:
         _ARMS[name] = fn
-        _PRESETS[name] = presets
         return fn
 
     return wrap
@@ -26,6 +45,7 @@ def register_arm(name: str, presets: dict[str, dict[str, Any]]) -> Callable:
 
 def list_arms() -> list[str]:
     """The registered arms, sorted."""
+    load_arms()
     return sorted(_ARMS)
 
 
@@ -38,20 +58,13 @@ def arm_builder(arm: str) -> Callable[..., Backbone]:
 def list_presets(arm: str) -> list[str]:
     """The size presets of `arm`, in their registered order."""
     check_choice("model.arm", arm, list_arms())
-    return list(_PRESETS[arm])
+    return list(options_of(arm).PRESETS)
 
 
 def preset_kwargs(arm: str, size: str | None) -> dict[str, Any]:
     """The constructor kwargs a size preset stands for (empty for size=None)."""
-    if size is None:
-        return {}
-    valid = list_presets(arm)
-    if size not in valid:
-        raise ConvattnError(
-            f"model.size={size!r} is not a preset of the {arm!r} arm; "
-            f"valid presets: {', '.join(valid)} (or model.size=null to set every width by hand)."
-        )
-    return dict(_PRESETS[arm][size])
+    check_choice("model.arm", arm, list_arms())
+    return options_of(arm)(arm=arm, size=size).preset()
 
 
 MODEL_FACTORY = "convattn.backbones.create_backbone"  # the one `_target_` a model config names
@@ -85,7 +98,10 @@ def create_backbone(
     size: str | None = "tiny",
     **kwargs: Any,
 ) -> Backbone:
-    """Build an arm at a size preset; explicit `kwargs` override the preset's values."""
+    """Build an arm at a size preset; explicit `kwargs` override the preset's values. The
+    options meet the same types and rules as a config before the heavy imports
+    (`convattn.backbones.options`)."""
     check_choice("model.arm", arm, list_arms())
-    arm_kwargs = {**preset_kwargs(arm, size), **{k: v for k, v in kwargs.items() if v is not None}}
+    options = typed(options_of(arm), {"arm": arm, "size": size, **kwargs}, "model")
+    arm_kwargs = options.check(img_size)
     return _ARMS[arm](in_chans=in_chans, num_classes=num_classes, img_size=img_size, **arm_kwargs)

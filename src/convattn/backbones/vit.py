@@ -13,17 +13,6 @@ from torch import nn
 from convattn.backbones.base import Backbone, TokenLayout
 from convattn.backbones.capture import eval_mode, record, unfused_attention
 from convattn.backbones.registry import register_arm
-from convattn.errors import ConvattnError, check_choice
-
-# Widths chosen so that parameters land within ±15 % of the cnn arm at the same preset
-# (32x32, 10 classes); `scripts/model_table.py` prints the measured ratios.
-VIT_PRESETS = {
-    "tiny": {"patch_size": 4, "embed_dim": 96, "depth": 6, "num_heads": 3},
-    "small": {"patch_size": 4, "embed_dim": 192, "depth": 6, "num_heads": 3},
-    "base": {"patch_size": 4, "embed_dim": 384, "depth": 6, "num_heads": 6},
-}
-
-GLOBAL_POOLS = ("token", "avg")
 
 
 class TransformerBackbone(Backbone):
@@ -79,17 +68,6 @@ class TransformerBackbone(Backbone):
         return {n: maps[n] for n in targets}
 
 
-def check_patch_size(patch_size: int, img_size: int, note: str = "") -> None:
-    """Raise ConvattnError unless `patch_size` tiles an `img_size` image exactly."""
-    if patch_size < 1 or img_size % patch_size:
-        valid = [p for p in range(1, img_size + 1) if img_size % p == 0]
-        raise ConvattnError(
-            f"model.patch_size={patch_size}{note} does not divide the image size {img_size}, "
-            f"so the image cannot be cut into whole patches; valid patch sizes for "
-            f"{img_size}x{img_size} images: {', '.join(map(str, valid))} (or change data img_size)."
-        )
-
-
 def build_vit(
     *,
     in_chans: int,
@@ -105,14 +83,8 @@ def build_vit(
     drop_path_rate: float,
     embed_layer: Callable[..., Any] = PatchEmbed,
 ) -> VisionTransformer:
-    """A randomly initialised timm VisionTransformer after checking the user-facing kwargs."""
-    check_choice("model.global_pool", global_pool, GLOBAL_POOLS)
-    if embed_dim % num_heads:
-        raise ConvattnError(
-            f"model.embed_dim={embed_dim} is not divisible by model.num_heads={num_heads}; "
-            "each head gets embed_dim / num_heads channels, so pick num_heads among the "
-            f"divisors of {embed_dim}."
-        )
+    """A randomly initialised timm VisionTransformer (its arguments checked by the arm's
+    options, `convattn.backbones.options`)."""
     return VisionTransformer(
         img_size=img_size,
         patch_size=patch_size,
@@ -130,7 +102,7 @@ def build_vit(
     )
 
 
-@register_arm("vit", VIT_PRESETS)
+@register_arm("vit")
 def vit(
     *,
     in_chans: int,
@@ -146,7 +118,6 @@ def vit(
     drop_path_rate: float = 0.0,
 ) -> TransformerBackbone:
     """Attention-only arm: non-overlapping patchify conv, then `depth` transformer blocks."""
-    check_patch_size(patch_size, img_size)
     model = build_vit(
         in_chans=in_chans,
         num_classes=num_classes,

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from convattn.utils.atomic import atomic_write
@@ -56,6 +55,8 @@ def job_process_group(output_dir: str) -> Iterator[None]:
     leaves the group initialised and its launch variables set, which would pair the next
     job's new ranks with this job's dead ones.
     """
+    import torch  # here, so that `child_rank_argv` loads with the light entry points
+
     saved = {key: os.environ.get(key) for key in LAUNCH_ENV}
     os.environ[JOB_DIR_ENV] = str(Path(output_dir).resolve())
     try:

@@ -7,9 +7,6 @@ import logging
 import lightning as L
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
-from omegaconf import DictConfig
-
-from convattn.errors import ConvattnError
 
 log = logging.getLogger("convattn")
 
@@ -30,15 +27,3 @@ def use_tensor_cores(trainer: L.Trainer) -> None:
     if precision is not None:
         torch.set_float32_matmul_precision(precision)
         log.info("float32 matmul precision: %s (TF32 tensor cores)", precision)
-
-
-def check_compile_with_sync_batchnorm(cfg: DictConfig) -> None:
-    """torch.compile cannot trace SyncBatchNorm's collectives without graph breaks (and open
-    PyTorch issues report errors), so the two are not combined silently."""
-    if cfg.recipe.get("compile") and cfg.trainer.get("sync_batchnorm"):
-        raise ConvattnError(
-            "recipe.compile=true with trainer.sync_batchnorm=true (trainer=ddp sets it): "
-            "torch.compile breaks its graph at every SyncBatchNorm. Choose one: "
-            "trainer.sync_batchnorm=false (each GPU normalises its own share of the batch, fine "
-            "from about 16 images per GPU) or recipe.compile=false."
-        )

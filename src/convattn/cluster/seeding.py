@@ -18,22 +18,16 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from convattn.errors import ConvattnError
+from convattn.config.run import check_seed
 
 # A large prime apart, so rank seeds of neighbouring run seeds do not coincide.
 RANK_STRIDE = 1_000_003
-MAX_SEED = 2**32 - 1  # numpy's limit; Lightning replaces a seed outside it by a random one
 
 
 def seed_everything(seed: object) -> None:
     """`L.seed_everything` for a seed that is an integer in [0, 2**32 - 1]; anything else is a
     mistake (exit 2), never silently replaced by a random seed as Lightning would."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ConvattnError(
-            f"seed={seed!r} is not a seed: it must be an integer in [0, {MAX_SEED}] "
-            "(e.g. seed=42; a sweep over seeds: -m seed=0,1,2)."
-        )
-    L.seed_everything(seed, workers=True, verbose=False)
+    L.seed_everything(check_seed(seed), workers=True, verbose=False)
 
 
 def rank_seed(seed: int, rank: int) -> int:

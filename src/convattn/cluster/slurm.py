@@ -20,20 +20,17 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
-from hydra.experimental.callback import Callback as HydraCallback
 from lightning.fabric.plugins.environments import (
     ClusterEnvironment,
     LightningEnvironment,
     SLURMEnvironment,
 )
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig
 
 from convattn.errors import ConvattnError
 
@@ -119,47 +116,3 @@ def requeue_on_signal(trainer: L.Trainer) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def slurm_gpu_problem(accelerator: Any, tasks_per_node: Any, gpus_per_node: Any) -> str | None:
-    """What is wrong with the GPUs a `hydra/launcher=slurm` job asks for, or None.
-
-    convattn runs one DDP rank per Slurm task and one GPU per rank, so a GPU trainer needs
-    `gpus_per_node` and it must equal `tasks_per_node` (which `trainer.devices` follows).
-    """
-    if str(accelerator) in ("gpu", "cuda") and not gpus_per_node:
-        asked = "null" if gpus_per_node is None else gpus_per_node
-        return (
-            f"trainer.accelerator={accelerator} under hydra/launcher=slurm with "
-            f"hydra.launcher.gpus_per_node={asked}: Slurm would give each job no GPU. "
-            f"Set hydra.launcher.gpus_per_node={tasks_per_node} (one GPU per task, i.e. per DDP "
-            "rank), or train on CPUs with trainer=cpu or trainer=ddp_cpu."
-        )
-    if gpus_per_node and gpus_per_node != tasks_per_node:
-        return (
-            f"hydra.launcher.gpus_per_node={gpus_per_node} with hydra.launcher.tasks_per_node="
-            f"{tasks_per_node}: each task is one DDP rank on one GPU, so this would leave GPUs "
-            "idle or make ranks share one. Set hydra.launcher.tasks_per_node="
-            f"{gpus_per_node} (trainer.devices follows it) or hydra.launcher.gpus_per_node="
-            f"{tasks_per_node}."
-        )
-    return None
-
-
-class SlurmRequestCheck(HydraCallback):
-    """Hydra callback: before a multirun submits anything to Slurm, refuse a GPU request that
-    would leave its jobs without GPUs or with idle ones (exit 2, one paragraph)."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        launcher = config.hydra.launcher
-        if "SlurmLauncher" not in str(launcher.get("_target_", "")) or "trainer" not in config:
-            return
-        problem = slurm_gpu_problem(
-            config.trainer.get("accelerator"),
-            launcher.get("tasks_per_node"),
-            launcher.get("gpus_per_node"),
-        )
-        if problem:
-            logging.basicConfig(format="%(message)s")
-            log.error(problem)
-            sys.exit(2)

@@ -1,17 +1,12 @@
 """Datasets as Lightning DataModules, all following `convattn.data.base.ClassificationDataModule`.
 
-Each registers itself (`convattn.data.registry`); importing this package imports them all, so
-`list_datasets()` names every dataset a config or a run dir may refer to.
+Importing the package is light, so that `convattn.data.options` (each dataset's option types
+and rules) loads without torch. The names below import every data module on first use
+(`registry.load_datasets`), so `list_datasets()` names every dataset a config or a run dir may
+refer to.
 """
 
-from convattn.data import digits, image_folder, torchvision_sets  # noqa: F401  (registers them)
-from convattn.data.registry import (
-    dataset_targets,
-    find_dataset,
-    get_dataset,
-    list_datasets,
-    register_dataset,
-)
+from typing import Any
 
 __all__ = [
     "dataset_targets",
@@ -20,3 +15,12 @@ __all__ = [
     "list_datasets",
     "register_dataset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from convattn.data import registry
+
+    registry.load_datasets()
+    return getattr(registry, name)

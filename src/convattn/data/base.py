@@ -20,7 +20,9 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset, Sampler, SequentialSampler
 from torchdata.stateful_dataloader.sampler import RandomSampler, StatefulDistributedSampler
 
-from convattn.data.imbalance import balanced_sampler, check_imbalance
+from convattn.data.imbalance import balanced_sampler
+from convattn.data.options import check_data
+from convattn.data.registry import target_path
 from convattn.data.resumable import resumable_loader
 from convattn.data.splits import training_subset
 from convattn.errors import ConvattnError
@@ -41,16 +43,6 @@ class LabelledDataset(Protocol):
     def select(self, index: torch.Tensor) -> LabelledDataset:
         """The items at `index`, as a dataset of the same kind."""
         ...
-
-
-def check_positive_int(key: str, value: Any) -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        raise ConvattnError(f"data.{key}={value!r} must be a positive integer.")
-
-
-def check_fraction(key: str, value: Any, what: str) -> None:
-    if not (isinstance(value, (int, float)) and 0 < value < 1):
-        raise ConvattnError(f"data.{key}={value!r} must be a number in (0, 1): {what}.")
 
 
 def per_device_batch_size(global_batch_size: int, world_size: int) -> int:
@@ -97,18 +89,9 @@ class ClassificationDataModule(L.LightningDataModule):
         hflip: bool = False,
     ) -> None:
         super().__init__()
-        if not (isinstance(img_size, int) and img_size >= 8):
-            raise ConvattnError(f"data.img_size={img_size!r} must be an integer of at least 8.")
-        check_positive_int("batch_size", batch_size)
-        check_positive_int("eval_batch_size", eval_batch_size)
-        check_fraction("val_fraction", val_fraction, "the share of images held out for validation")
-        if not (isinstance(train_fraction, (int, float)) and 0 < train_fraction <= 1):
-            raise ConvattnError(
-                f"data.train_fraction={train_fraction!r} must be in (0, 1]: the share of the "
-                "training split to train on (a stratified subset; validation and test stay whole)."
-            )
-        check_imbalance(imbalance)
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # every __init__'s arguments, the subclasses' included
+        # The same types and rules as the config met before the heavy imports.
+        check_data({"_target_": target_path(type(self)), **self.hparams})
         self.img_size = img_size
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size

@@ -11,7 +11,6 @@ import torch
 from convattn.data.in_memory import InMemoryDataModule, Split
 from convattn.data.registry import register_dataset
 from convattn.data.splits import stratified_split
-from convattn.errors import ConvattnError
 
 
 @register_dataset("digits")
@@ -33,14 +32,6 @@ class DigitsDataModule(InMemoryDataModule):
         **options: Any,
     ) -> None:
         super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, **options)
-        val_fraction = self.hparams.val_fraction
-        if not (isinstance(test_fraction, (int, float)) and test_fraction > 0) or (
-            val_fraction + test_fraction >= 1
-        ):
-            raise ConvattnError(
-                f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must be "
-                "positive and sum to less than 1."
-            )
 
     def source_files(self) -> list[Path]:
         # Keyed on scikit-learn's data file, found without importing scikit-learn (slow to

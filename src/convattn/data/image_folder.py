@@ -90,21 +90,7 @@ class ImageFolderDataModule(ClassificationDataModule):
             hflip=hflip,
             **options,
         )
-        self.root = Path(root).expanduser()
-        if download:
-            raise ConvattnError(
-                f"data.download=true: an image folder cannot be downloaded. Put the images in "
-                f"{self.root}/train/<class>/ and {self.root}/val/<class>/, or point data.root at "
-                "such a tree, e.g. Imagenette (torchvision.datasets.Imagenette(root, "
-                "download=True) writes imagenette2/train and imagenette2/val)."
-            )
-        if not 0 < crop_pct <= 1:
-            raise ConvattnError(f"data.crop_pct={crop_pct!r} must be in (0, 1].")
-        if num_workers is not None and not (isinstance(num_workers, int) and num_workers >= 0):
-            raise ConvattnError(
-                f"data.num_workers={num_workers!r} must be null (this rank's share of the cores) "
-                "or an integer >= 0."
-            )
+        self.root = Path(root).expanduser()  # the options were checked by super().__init__
         if not (self.root / "train").is_dir():
             raise ConvattnError(
                 f"No training images: {self.root / 'train'} does not exist. data.root="

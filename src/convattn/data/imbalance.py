@@ -5,18 +5,6 @@ from __future__ import annotations
 import torch
 from torch.utils.data import WeightedRandomSampler
 
-from convattn.errors import ConvattnError
-
-
-def check_imbalance(imbalance: float | None) -> None:
-    """Raise ConvattnError unless `imbalance` is null or a ratio in (0, 1]."""
-    if imbalance is not None and not (isinstance(imbalance, (int, float)) and 0 < imbalance <= 1):
-        raise ConvattnError(
-            f"data.imbalance={imbalance!r} must be null (the data as it is) or a ratio in (0, 1]: "
-            "the rarest class keeps that share of the most frequent class's training images, "
-            "e.g. data.imbalance=0.1 (ratio 10) or 0.01 (ratio 100)."
-        )
-
 
 def long_tail_counts(counts: torch.Tensor, imbalance: float) -> torch.Tensor:
     """Images to keep per class: n_max * imbalance ** (c / (C - 1)) for class index c.

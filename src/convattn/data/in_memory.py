@@ -18,7 +18,6 @@ from torch.utils.data import Dataset
 from convattn.data.base import Batch, ClassificationDataModule
 from convattn.data.batch_augment import BatchTransform
 from convattn.data.decode_cache import Expected, Splits, cached_splits
-from convattn.errors import ConvattnError
 
 Split = tuple[torch.Tensor, torch.Tensor]  # (images (N, C, H, W), labels (N,))
 
@@ -129,16 +128,7 @@ class InMemoryDataModule(ClassificationDataModule):
         randaugment_ops: int = 2,
         **options: Any,
     ) -> None:
-        super().__init__(**options)
-        if not (isinstance(crop_padding, int) and 0 <= crop_padding < self.img_size):
-            raise ConvattnError(
-                f"data.crop_padding={crop_padding!r} must be an integer in [0, img_size): "
-                "pixels of zero padding for the random crop, 0 = no crop."
-            )
-        if not (isinstance(randaugment, (int, float)) and 0 <= randaugment <= 10):
-            raise ConvattnError(
-                f"data.randaugment={randaugment!r} must be a magnitude in [0, 10]; 0 = off."
-            )
+        super().__init__(**options)  # checks these options too (`convattn.data.options`)
         self.transform: BatchTransform | None = None
 
     def load_splits(self) -> dict[str, Split]:

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 
 from convattn.report.collect import Job
 from convattn.report.curves import CurvePoint, curve_points
-from convattn.report.stats import ArmSummary, PairedDiff, paired_differences, summarise
+from convattn.report.stats import (
+    ArmSummary,
+    PairedDiff,
+    budget_notes,
+    paired_differences,
+    summarise,
+)
 from convattn.report.swept import swept_keys
 
 
@@ -42,7 +48,7 @@ def build_report(jobs: list[Job], notes: list[str] | None = None) -> Report:
         rows=summarise(jobs, swept),
         diffs=paired_differences(jobs, swept),
         curves={key: curve_points(jobs, key, swept) for key in swept},
-        notes=notes or [],
+        notes=budget_notes(jobs, swept) + (notes or []),
     )
 
 

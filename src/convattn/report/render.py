@@ -21,15 +21,17 @@ def code_list(keys: list[str]) -> str:
 def summary_table(rows: list[ArmSummary], swept: list[str]) -> list[str]:
     keys = "".join(f" {k} |" for k in swept)
     lines = [
-        f"| arm | size | dataset |{keys} n | test acc % (mean ± std) | macro-F1 % | ECE "
+        f"| arm | size | dataset |{keys} n | steps | train images | test acc % (mean ± std) "
+        "| macro-F1 % | ECE "
         "| params (M) | GFLOPs/img | train img/s | time × cnn | latency ms (b=1) | wall time s "
         "| deletion AUC ↓ |",
-        "|---|---|---|" + "---:|" * len(swept) + "---:|" * 11,
+        "|---|---|---|" + "---:|" * len(swept) + "---:|" * 13,
     ]
     for r in rows:
         values = "".join(f" {fmt_value(v)} |" for _, v in r.setting)
         lines.append(
             f"| {r.arm} | {r.size} | {r.dataset} |{values} {r.n} "
+            f"| {num(r.global_steps, ',.0f')} | {num(r.train_images, ',.0f')} "
             f"| {pct(r.acc_mean)} ± {pct(r.acc_std)} | {pct(r.f1_mean)} "
             f"| {num(r.ece_mean, '.4f')} | {num(r.params / 1e6, '.3f')} "
             f"| {num(r.gflops, '.4f')} | {num(r.train_images_per_s, '.0f')} "

@@ -26,6 +26,8 @@ class ArmSummary:
     dataset: str | None
     setting: Setting
     n: int
+    global_steps: float  # optimizer steps each job took (mean over seeds; see budget_notes)
+    train_images: float  # images in the training set each job drew from
     acc_mean: float
     acc_std: float
     f1_mean: float
@@ -110,6 +112,8 @@ def summarise_group(key: GroupKey, members: list[Job]) -> ArmSummary:
         dataset=key[2],
         setting=key[3],
         n=len(members),
+        global_steps=mean([j.facts.get("global_step") for j in members]),
+        train_images=mean([j.facts.get("train_images") for j in members]),
         acc_mean=mean(accs),
         acc_std=std(accs),
         f1_mean=mean([j.metrics.get("test/f1_macro") for j in members]),
@@ -132,6 +136,40 @@ def summarise(jobs: list[Job], swept: list[str] | None = None) -> list[ArmSummar
         if base is not None and row.train_images_per_s > 0:
             row.time_x_cnn = base.train_images_per_s / row.train_images_per_s
     return list(rows.values())
+
+
+def spread(values: list[float | None]) -> str | None:
+    """The range `a–b` when the present values differ, else None."""
+    present = sorted({v for v in values if v is not None})
+    return f"{present[0]:,}–{present[-1]:,}" if len(present) > 1 else None
+
+
+def budget_notes(jobs: list[Job], swept: list[str] | None = None) -> list[str]:
+    """Where the rows' training budgets differ, said plainly: within a row (its seeds took
+    different step counts or drew from different training sets) and between the rows of one
+    table block (same size, dataset and swept setting), whose accuracies would otherwise be
+    compared as if trained alike."""
+    notes = []
+    blocks: dict[tuple, dict[str, tuple]] = defaultdict(dict)
+    for key, members in usable_groups(jobs, swept or []).items():
+        steps = [j.facts.get("global_step") for j in members]
+        images = [j.facts.get("train_images") for j in members]
+        for what, values in (("optimizer steps", steps), ("training images", images)):
+            if (gap := spread(values)) is not None:
+                notes.append(f"Budget: the {key[0]} row averages seeds that ran {gap} {what}.")
+        blocks[key[1:]][key[0]] = (mean(steps), mean(images))
+    for (size, dataset, setting), budgets in blocks.items():
+        if len(set(budgets.values())) > 1:
+            listed = ", ".join(
+                f"{arm} {steps:,.0f} steps on {images:,.0f} images"
+                for arm, (steps, images) in budgets.items()
+            )
+            where = f"{dataset}, size {size}" + "".join(f", {k}={v}" for k, v in setting)
+            notes.append(
+                f"Budget: the rows for {where} were trained at different budgets ({listed}); "
+                "their accuracies are not comparable as they stand."
+            )
+    return notes
 
 
 def accuracy_by_seed(members: list[Job]) -> dict[int | None, float]:

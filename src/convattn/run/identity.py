@@ -15,15 +15,14 @@ anyway; `ckpt_path=<file>` fine-tunes from a checkpoint on purpose.
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
+from convattn.config.run import check_resume_mode as check_mode
 from convattn.data.registry import find_dataset, get_dataset, list_datasets
 from convattn.errors import ConvattnError
 from convattn.run import lock
@@ -32,7 +31,6 @@ from convattn.utils.config_tree import flatten
 
 log = logging.getLogger("convattn")
 
-RESUME_MODES = ("auto", "force")
 
 # Trainer settings that leave what is learnt unchanged: budgets, where and on how many devices
 # it runs, and logging. Every other trainer setting is part of the identity.
@@ -129,10 +127,7 @@ def identity_differences(recorded: dict[str, Any], current: dict[str, Any]) -> l
 def check_same_experiment(cfg: DictConfig, ckpt: Path) -> None:
     """Stop unless `cfg` is the experiment `ckpt` was trained as (or `resume=force`)."""
     mode = cfg.get("resume", "auto")
-    if mode not in RESUME_MODES:
-        raise ConvattnError(
-            f"resume={mode!r} is not a resume mode; use resume=auto or resume=force."
-        )
+    check_mode(mode)
     recorded = recorded_identity(ckpt)
     if mode == "force" or recorded is None:
         return
@@ -170,51 +165,29 @@ def check_writable(run_dir: Path) -> None:
 
 
 def check_resume_mode(config: DictConfig) -> None:
-    mode = config.get("resume", "auto")
-    if mode not in RESUME_MODES:
-        raise ConvattnError(
-            f"resume={mode!r} is not a resume mode; use resume=auto (resume a run dir of the same "
-            "experiment, refuse another) or resume=force (resume it whatever the settings)."
-        )
+    check_mode(config.get("resume", "auto"))
 
 
-class RunDirGuard(HydraCallback):
-    """Hydra callback: before Hydra writes a single run's `.hydra/`, check that its dir can be
-    written and, if it holds checkpoints, that they are of this same experiment."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        run_dir = run_dir_of(config)
-        if run_dir is None or "model" not in config:
-            return
-        try:
-            check_resume_mode(config)
-            existed = run_dir.is_dir()
-            check_writable(run_dir)
-            if existed:  # its own checkpoints win over ckpt_path: check them either way
-                found = resume_checkpoint(run_dir, announce=False)
-                if found is not None:
-                    check_same_experiment(config, found)
-            lock.acquire(run_dir)  # before Hydra writes .hydra/; held until the task ends
-        except ConvattnError as err:
-            logging.basicConfig(format="%(message)s")
-            log.error(str(err))
-            sys.exit(2)
+def guard_run_dir(config: DictConfig) -> None:
+    """A single run's dir, before Hydra writes its `.hydra/`: writable and, if it holds
+    checkpoints, of this same experiment; then its lock is taken, held until the task ends."""
+    run_dir = run_dir_of(config)
+    if run_dir is None or "model" not in config:
+        return
+    check_resume_mode(config)
+    existed = run_dir.is_dir()
+    check_writable(run_dir)
+    if existed:  # its own checkpoints win over ckpt_path: check them either way
+        found = resume_checkpoint(run_dir, announce=False)
+        if found is not None:
+            check_same_experiment(config, found)
+    lock.acquire(run_dir)
 
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
-def grid_jobs(config: DictConfig) -> list[list[str]]:
-    """Each job's overrides, in the order Hydra's basic sweeper numbers the jobs."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    parsed = OverridesParser.create().parse_overrides([*params, *config.hydra.overrides.task])
-    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
-
-
-def check_sweep_dir(config: DictConfig) -> None:
+def check_sweep_dir(config: DictConfig, jobs: list[list[str]]) -> None:
     """A reused sweep dir: every job dir that holds checkpoints must be the job that runs
     there now. Checked for all jobs before the first starts, since Hydra rewrites a job's
     `.hydra/` before any per-job callback could look."""
@@ -234,7 +207,7 @@ def check_sweep_dir(config: DictConfig) -> None:
         )
     from hydra import compose
 
-    for num, overrides in enumerate(grid_jobs(config)):
+    for num, overrides in enumerate(jobs):
         job_dir = sweep_dir / str(num)
         if job_dir in trained:
             job = compose(config.hydra.job.config_name, overrides=overrides)
@@ -244,17 +217,3 @@ def check_sweep_dir(config: DictConfig) -> None:
                 raise ConvattnError(
                     f"Job {num} of this sweep ({' '.join(overrides)}) would run in {job_dir}: {err}"
                 ) from None
-
-
-class SweepDirGuard(HydraCallback):
-    """Hydra callback: before a multirun starts, check a reused sweep dir job by job."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if "model" not in config:
-            return
-        try:
-            check_sweep_dir(config)
-        except ConvattnError as err:
-            logging.basicConfig(format="%(message)s")
-            log.error(str(err))
-            sys.exit(2)

@@ -28,17 +28,6 @@ from convattn.run.tracking import RunRecorder
 log = logging.getLogger("convattn")
 
 
-def check_budget(max_epochs: Any, max_steps: Any) -> None:
-    """An endless run is a mistake on a shared cluster: max_epochs=-1 needs max_steps."""
-    steps = -1 if max_steps is None else max_steps
-    if max_epochs is not None and max_epochs < 1 and steps < 1:
-        raise ConvattnError(
-            f"trainer.max_epochs={max_epochs} with trainer.max_steps={max_steps} would train "
-            "forever; set trainer.max_epochs to 1 or more, or set trainer.max_steps (e.g. "
-            "trainer.max_epochs=-1 trainer.max_steps=5000)."
-        )
-
-
 def fit_checkpoint(cfg: DictConfig, model: L.LightningModule) -> str | None:
     """Where fit starts: the run dir's own most advanced checkpoint if it has one (a requeued or
     restarted run, checked to be this same experiment), else `ckpt_path` if given (checked

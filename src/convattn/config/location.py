@@ -6,7 +6,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # src/convattn
 _REPO_CONF = _PACKAGE.parents[1] / "conf"
 
 # A checkout (editable install) edits conf/ in place; a wheel ships it as convattn/conf.

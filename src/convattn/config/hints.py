@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from convattn.config_dir import CONFIG_DIR
+from convattn.config.location import CONFIG_DIR
 from convattn.utils.config_tree import walk
 
 MISSING = object()

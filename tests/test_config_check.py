@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from convattn.backbones import create_backbone, list_arms
 from convattn.backbones.options import list_arm_options, options_of
 from convattn.backbones.registry import arm_builder
-from convattn.config.typed import typed
 from convattn.data import get_dataset, list_datasets
 from convattn.data.options import check_data, list_dataset_options, options_of_dataset
 from convattn.errors import ConvattnError
+from convattn.utils.typed import typed
 
 SHAPE = {"in_chans", "num_classes", "img_size"}
 OWN = {"_target_", "arm", "size"}

@@ -46,12 +46,12 @@ def test_importing_train_loads_none_of_the_optional_modules(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_a_csv_run_on_cached_digits_loads_none_of_them(tmp_path: Path) -> None:
     run = """
-import runpy
+from convattn.cli import train
 sys.argv = ["convattn-train", "+trainer.max_steps=1", "+trainer.limit_val_batches=0",
             "test=false", "logger=csv", "callbacks=none", "profile=false",
             "hydra.run.dir={run_dir}"]
 try:
-    runpy.run_module("convattn.train", run_name="__main__")
+    train()  # the console script's entry point
 except SystemExit as stop:
     assert not stop.code, stop.code
 """

@@ -15,9 +15,9 @@ from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from convattn.backbones import Backbone, build_backbone
-from convattn.config.recipe import check_recipe
 from convattn.errors import ConvattnError
 from convattn.metrics import eval_metrics
+from convattn.recipe import check_recipe
 from convattn.schedule import warmup_cosine
 
 

@@ -63,9 +63,3 @@ def run(cfg: DictConfig) -> float | None:
     if cfg.get("print_config"):
         print_config(cfg)
     return run_cli(evaluate, cfg)
-
-
-if __name__ == "__main__":
-    from convattn.cli import evaluate as main
-
-    main()

@@ -62,9 +62,3 @@ def run(cfg: DictConfig) -> float | None:
     if cfg.get("print_config"):
         print_config(cfg)
     return run_cli(train, cfg)
-
-
-if __name__ == "__main__":
-    from convattn.cli import train as main
-
-    main()

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from convattn.config.typed import check_value
 from convattn.errors import ConvattnError, check_choice
 from convattn.utils.checks import integer, real, sequence
+from convattn.utils.typed import check_value
 
 _OPTIONS: dict[str, type[ArmOptions]] = {}
 

@@ -14,9 +14,9 @@ from typing import Any
 import convattn.backbones
 from convattn.backbones.base import Backbone
 from convattn.backbones.options import options_of
-from convattn.config.typed import typed
 from convattn.errors import ConvattnError, check_choice
 from convattn.utils.config_tree import TARGET, find_targets
+from convattn.utils.typed import typed
 
 _ARMS: dict[str, Callable[..., Backbone]] = {}
 _loaded = False

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from convattn.config.run import check_seed
+from convattn.cluster.options import check_seed
 
 # A large prime apart, so rank seeds of neighbouring run seeds do not coincide.
 RANK_STRIDE = 1_000_003

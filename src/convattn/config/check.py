@@ -4,8 +4,9 @@
 config and on every job of a grid sweep before anything is written, and what `train()` and
 `evaluate()` run again (configs that reach them another way: a DDP rank, a sweeper plugin).
 Each group's types and rules live with its options: `convattn.backbones.options` (model),
-`convattn.data.options` (data), `convattn.config.recipe`, `convattn.config.run` (top level,
-trainer) and `convattn.cluster.slurm_request` (a Slurm launcher's GPU request).
+`convattn.data.options` (data), `convattn.recipe`, `convattn.run.options` (top level,
+trainer), `convattn.cluster.options` (seed, compile vs SyncBN) and
+`convattn.cluster.slurm_request` (a Slurm launcher's GPU request).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from convattn.backbones.options import options_of
+from convattn.cluster.options import check_compile_with_sync_batchnorm
 from convattn.cluster.slurm_request import check_slurm_request
-from convattn.config.recipe import check_recipe_config
-from convattn.config.run import check_compile_with_sync_batchnorm, check_run, check_trainer
-from convattn.config.typed import typed
 from convattn.data.options import DataOptions, check_data
+from convattn.recipe import check_recipe_config
+from convattn.run.options import check_run, check_trainer
+from convattn.utils.typed import typed
 
 GROUPS = ("data", "model", "recipe", "trainer")
 

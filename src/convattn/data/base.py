@@ -22,10 +22,10 @@ from torchdata.stateful_dataloader.sampler import RandomSampler, StatefulDistrib
 
 from convattn.data.imbalance import balanced_sampler
 from convattn.data.options import check_data
-from convattn.data.registry import target_path
 from convattn.data.resumable import resumable_loader
 from convattn.data.splits import training_subset
 from convattn.errors import ConvattnError
+from convattn.utils.config_tree import target_path
 
 log = logging.getLogger("convattn")
 

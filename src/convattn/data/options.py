@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from convattn.config.typed import check_value, typed
 from convattn.errors import ConvattnError
 from convattn.utils.checks import integer, optional, real
+from convattn.utils.typed import check_value, typed
 
 _OPTIONS: dict[str, type[DataOptions]] = {}
 

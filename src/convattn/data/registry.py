@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import convattn.data
 from convattn.data.options import list_dataset_options, options_of_dataset
+from convattn.utils.config_tree import target_path
 
 if TYPE_CHECKING:
     from convattn.data.base import ClassificationDataModule
@@ -35,11 +36,6 @@ def load_datasets() -> None:
         _loaded = True
         for module in pkgutil.iter_modules(convattn.data.__path__):
             importlib.import_module(f"convattn.data.{module.name}")
-
-
-def target_path(cls: type) -> str:
-    """The `_target_` that names `cls` in a config: `module.Class`."""
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def register_dataset(name: str) -> Callable[[DataModuleT], DataModuleT]:

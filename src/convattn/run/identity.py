@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from convattn.config.run import check_resume_mode as check_mode
 from convattn.data.registry import find_dataset, get_dataset, list_datasets
 from convattn.errors import ConvattnError
 from convattn.run import lock
+from convattn.run.options import check_resume_mode as check_mode
 from convattn.run.resume import IDENTITY_KEY, resume_checkpoint
 from convattn.utils.config_tree import flatten
 

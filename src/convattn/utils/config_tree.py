@@ -57,3 +57,8 @@ def find_targets(tree: Any, path: str = "") -> list[str]:
         if key == TARGET and not any(here.startswith((f"{f}.", f"{f}[")) for f in found):
             found.append(here)
     return found
+
+
+def target_path(cls: type) -> str:
+    """The `_target_` that names `cls` in a config: `module.Class`."""
+    return f"{cls.__module__}.{cls.__qualname__}"

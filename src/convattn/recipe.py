@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from convattn.config.typed import check_value, typed
 from convattn.errors import ConvattnError
 from convattn.utils.checks import real, sequence
+from convattn.utils.typed import check_value, typed
 
 NON_NEGATIVE = real(0)
 FRACTION = real(0, 1)

@@ -1,7 +1,7 @@
 """Typed options: a config group's values checked against its dataclass of options.
 
 Each wing declares the options of what it builds as a dataclass (`backbones/options.py` for
-the arms, `data/options.py` for the data modules, `config/recipe.py`, `config/run.py`) whose
+the arms, `data/options.py` for the data modules, `recipe.py`, `run/options.py`) whose
 fields carry the types; OmegaConf converts and checks the values against them, as Hydra does
 for structured configs. The composed config itself is left as it is: the typed copy only
 says what is wrong, one paragraph naming the key, the value and what would be valid.

@@ -1,17 +1,17 @@
 """The run's own options: the top-level keys (`seed`, `resume`, ...) and the trainer's, with
-their rules, importable without torch. Checked before the heavy imports and again where each
-is used (`seed_everything`, `fit_checkpoint`, `train()`)."""
+their rules, importable without torch. Checked before the heavy imports
+(`convattn.config.check`) and again where each is used (`fit_checkpoint`, `train()`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from convattn.config.typed import check_value, typed
+from convattn.cluster.options import check_seed
 from convattn.errors import ConvattnError
 from convattn.utils.checks import integer, optional, real
+from convattn.utils.typed import check_value, typed
 
-MAX_SEED = 2**32 - 1  # numpy's limit; Lightning replaces a seed outside it by a random one
 RESUME_MODES = ("auto", "force")
 
 
@@ -58,17 +58,6 @@ class TrainerOptions:
     enable_progress_bar: bool | None = None
 
 
-def check_seed(seed: object) -> int:
-    """An integer in [0, 2**32 - 1]: anything else is a mistake, never silently replaced by a
-    random seed as Lightning would."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ConvattnError(
-            f"seed={seed!r} is not a seed: it must be an integer in [0, {MAX_SEED}] "
-            "(e.g. seed=42; a sweep over seeds: -m seed=0,1,2)."
-        )
-    return seed
-
-
 def check_resume_mode(mode: Any) -> None:
     if mode not in RESUME_MODES:
         raise ConvattnError(
@@ -85,18 +74,6 @@ def check_budget(max_epochs: Any, max_steps: Any) -> None:
             f"trainer.max_epochs={max_epochs} with trainer.max_steps={max_steps} would train "
             "forever; set trainer.max_epochs to 1 or more, or set trainer.max_steps (e.g. "
             "trainer.max_epochs=-1 trainer.max_steps=5000)."
-        )
-
-
-def check_compile_with_sync_batchnorm(compile: Any, sync_batchnorm: Any) -> None:
-    """torch.compile cannot trace SyncBatchNorm's collectives without graph breaks (and open
-    PyTorch issues report errors), so the two are not combined silently."""
-    if compile and sync_batchnorm:
-        raise ConvattnError(
-            "recipe.compile=true with trainer.sync_batchnorm=true (trainer=ddp sets it): "
-            "torch.compile breaks its graph at every SyncBatchNorm. Choose one: "
-            "trainer.sync_batchnorm=false (each GPU normalises its own share of the batch, fine "
-            "from about 16 images per GPU) or recipe.compile=false."
         )
 
 

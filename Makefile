@@ -72,7 +72,7 @@ bench: install  ## framework overhead: epochs vs a plain loop, start-up vs the i
 	$(PY) scripts/bench_startup.py
 	$(PY) scripts/bench_overhead.py --imagefolder
 
-results: install  ## rerun the README's Fashion-MNIST results (about 2 h on 2 CPU cores)
+results: install  ## rerun the README's Fashion-MNIST results (about 4 h on 2 CPU cores; one step: scripts/fashion_mnist_results.sh OUT arms_full)
 	VENV=$(VENV) scripts/fashion_mnist_results.sh
 
 slurm-start:  ## start the local Slurm cluster (two fake nodes on this host)

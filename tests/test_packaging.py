@@ -36,7 +36,7 @@ def test_wheel_ships_configs_and_runs_elsewhere(tmp_path: Path) -> None:
     assert all(line.startswith(str(site)) for line in out), out
 
     proc = subprocess.run(
-        [sys.executable, "-m", "convattn.train", "debug=fast_dev_run", "print_config=false"],
+        [sys.executable, "-m", "convattn", "debug=fast_dev_run", "print_config=false"],
         cwd=work,
         env=env,
         capture_output=True,

@@ -6,29 +6,22 @@ torch) and its builder, registered here under the same name.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import Any
 
-import convattn.backbones
 from convattn.backbones.base import Backbone
 from convattn.backbones.options import options_of
 from convattn.errors import ConvattnError, check_choice
 from convattn.utils.config_tree import TARGET, find_targets
+from convattn.utils.packages import import_all_modules
 from convattn.utils.typed import typed
 
 _ARMS: dict[str, Callable[..., Backbone]] = {}
-_loaded = False
 
 
 def load_arms() -> None:
     """Import every module of the package once, so that every arm has registered itself."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in pkgutil.iter_modules(convattn.backbones.__path__):
-            importlib.import_module(f"convattn.backbones.{module.name}")
+    import_all_modules("convattn.backbones")
 
 
 def register_arm(name: str) -> Callable:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from convattn.backbones.options import options_of
 from convattn.cluster.options import check_compile_with_sync_batchnorm
@@ -22,8 +22,6 @@ from convattn.data.options import DataOptions, check_data
 from convattn.recipe import check_recipe_config
 from convattn.run.options import check_run, check_trainer
 from convattn.utils.typed import typed
-
-GROUPS = ("data", "model", "recipe", "trainer")
 
 
 def resolved(node: DictConfig) -> dict[str, Any]:
@@ -34,11 +32,12 @@ def resolved(node: DictConfig) -> dict[str, Any]:
         if node is node._get_root() and key == "hydra":
             continue
         try:
-            value = OmegaConf.select(node, str(key), throw_on_missing=False)
-            if isinstance(value, DictConfig):
-                out[key] = OmegaConf.to_container(value, resolve=True)
-            else:
-                out[key] = OmegaConf.to_container(OmegaConf.create({"v": value}))["v"]
+            value = OmegaConf.select(node, str(key), throw_on_missing=False)  # resolved
+            if OmegaConf.is_missing(node, key):
+                value = "???"  # as written: a required value not given
+            elif isinstance(value, (DictConfig, ListConfig)):
+                value = OmegaConf.to_container(value, resolve=True)
+            out[key] = value
         except Exception:
             child = node._get_node(key)
             out[key] = resolved(child) if isinstance(child, DictConfig) else str(child._value())

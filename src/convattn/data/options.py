@@ -10,7 +10,7 @@ it registers with (`@dataset_options(name)`, naming the class `_target_` builds)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from convattn.errors import ConvattnError
@@ -207,7 +207,3 @@ class ImageFolderOptions(DataOptions):
             "data.num_workers", optional(integer(0)), self.num_workers,
             "null = this rank's share of the cores",
         )  # fmt: skip
-
-
-def option_names(cls: type[DataOptions]) -> list[str]:
-    return [f.name for f in fields(cls) if f.name != "_target_"]

@@ -9,14 +9,12 @@ imports each module of the package, so the registry is full.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-import convattn.data
 from convattn.data.options import list_dataset_options, options_of_dataset
 from convattn.utils.config_tree import target_path
+from convattn.utils.packages import import_all_modules
 
 if TYPE_CHECKING:
     from convattn.data.base import ClassificationDataModule
@@ -26,16 +24,11 @@ else:
     DataModuleT = TypeVar("DataModuleT")
 
 _DATASETS: dict[str, type[ClassificationDataModule]] = {}
-_loaded = False
 
 
 def load_datasets() -> None:
     """Import every module of the package once, so that every data module has registered."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for module in pkgutil.iter_modules(convattn.data.__path__):
-            importlib.import_module(f"convattn.data.{module.name}")
+    import_all_modules("convattn.data")
 
 
 def register_dataset(name: str) -> Callable[[DataModuleT], DataModuleT]:

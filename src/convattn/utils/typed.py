@@ -42,10 +42,6 @@ def describe(annotation: Any) -> str:
     return TYPE_WORDS.get(annotation, "a value")
 
 
-def field_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 def dotted(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
@@ -78,7 +74,7 @@ def typed(
         node = OmegaConf.merge(OmegaConf.structured(cls), known)
     except OmegaConfBaseException as err:
         name = re.split(r"[.\[]", str(getattr(err, "full_key", "") or ""))[0]
-        annotation = field_types(cls).get(name)
+        annotation = typing.get_type_hints(cls).get(name)
         must = describe(annotation) if annotation is not None else "of another type"
         raise ConvattnError(
             f"{dotted(where, name)}={shown(known.get(name))} is not valid: it must be {must}."
